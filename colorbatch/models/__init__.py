@@ -1,0 +1,1 @@
+"""Colorization models (being written)."""

@@ -1,0 +1,43 @@
+"""Look-ups over what plugins registered: steps, sources, outputs, encoders."""
+from __future__ import annotations
+
+from typing import Any
+
+from colorbatch.errors import ColorbatchError
+from colorbatch.plugins import collect
+
+
+def _by_name(pm, hook: str, what: str, key: str = "name") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for plugin_name, entry in collect(pm, hook):
+        name = getattr(entry, key)
+        if hasattr(entry, "plugin") and not entry.plugin:
+            entry.plugin = plugin_name
+        if name in out:
+            first = getattr(out[name], "plugin", "?")
+            raise ColorbatchError(
+                f"{what} {name!r} is registered twice (by {first} and {plugin_name}); "
+                "uninstall one of them or run with --no-plugins"
+            )
+        out[name] = entry
+    return out
+
+
+def steps(pm) -> dict[str, Any]:
+    """name -> :class:`colorbatch.steps.StepDef`."""
+    return _by_name(pm, "colorbatch_register_steps", "step")
+
+
+def sources(pm) -> dict[str, Any]:
+    """name -> :class:`colorbatch.sources.SourceDef`."""
+    return _by_name(pm, "colorbatch_register_sources", "source")
+
+
+def outputs(pm) -> dict[str, Any]:
+    """kind -> :class:`colorbatch.outputs.OutputDef`."""
+    return _by_name(pm, "colorbatch_register_outputs", "output", key="kind")
+
+
+def encoders(pm) -> dict[str, Any]:
+    """name -> :class:`colorbatch.models.EncoderDef`."""
+    return _by_name(pm, "colorbatch_register_encoders", "encoder")
