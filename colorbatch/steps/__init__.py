@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
+from colorbatch.errors import StepError
+
 if TYPE_CHECKING:  # pragma: no cover
     from colorbatch.item import Item
     from colorbatch.runner import RunContext
@@ -78,8 +80,8 @@ class ItemStep(Step):
                 continue
             try:
                 out = self.process(item)
-            except KeyboardInterrupt:
-                raise
+            except (KeyboardInterrupt, StepError):
+                raise  # a whole-step failure ends the run
             except Exception as exc:  # one bad item never stops the batch
                 self.ctx.fail(item, exc)
                 continue
