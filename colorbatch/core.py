@@ -19,9 +19,9 @@ def colorbatch_register_steps():
 
 @hookimpl
 def colorbatch_register_sources():
-    from colorbatch import sources
+    from colorbatch import samples, sources
 
-    return getattr(sources, "CORE_SOURCES", [])
+    return list(getattr(sources, "CORE_SOURCES", [])) + [samples.source_def()]
 
 
 @hookimpl

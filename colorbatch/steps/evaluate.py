@@ -1,18 +1,138 @@
-"""The `evaluate` step (placeholder being written)."""
+"""The `evaluate` step: colour-quality metrics against colour ground truth.
+
+Needs items that carry their colour original (``item.rgb``, the load step
+fills it for colour inputs) and a prediction (``item.ab``, from ``colorize``).
+Per item it sets ``item.metrics`` (see :mod:`colorbatch.metrics`) and emits a
+``metrics`` event; at the end it writes ``metrics.json`` (aggregate + items)
+and ``metrics.csv`` (one row per image) and prints a short table on stderr.
+"""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Optional
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from colorbatch.errors import ItemError
 from colorbatch.steps import ItemStep, StepDef
 
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    out: str = Field("{run_dir}", description="Folder for metrics.json and metrics.csv (default: the run folder).")
+    table: bool = Field(True, description="Print a short table of the aggregate figures on stderr.")
+    name: Optional[str] = Field(None, description="Label stored in metrics.json (default: the model id).")
 
-class _Step(ItemStep):
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if abs(v) < 0.1 and v != 0:
+        return f"{v:.5f}"
+    return f"{v:.2f}" if abs(v) < 1000 else f"{v:.0f}"
+
+
+class EvaluateStep(ItemStep):
+    def __init__(self, options: Options, ctx):
+        super().__init__(options, ctx)
+        self.rows: list[dict] = []
+        self.written: Path | None = None
+
     def process(self, item):
+        from colorbatch.metrics import image_metrics
+
+        if item.rgb is None:
+            raise ItemError(f"{item.label}: no colour ground truth (the input is gray); evaluate needs colour images")
+        if item.ab is None:
+            raise ItemError(f"{item.label}: no predicted a*b*; put a colorize step before evaluate")
+        m = image_metrics(item.rgb, item.ab)
+        item.metrics.update(m)
+        row = {"item": item.id, **{k: round(v, 6) for k, v in m.items()}}
+        self.rows.append(row)
+        self.ctx.event("metrics", row)
         return item
 
+    # ---- end of stream ---------------------------------------------------------
+    def _gather(self) -> list[dict]:
+        rows = self.rows
+        if self.ctx.distributed:
+            import torch.distributed as dist
 
-STEP = StepDef(name="evaluate", options=lambda: Options, factory=_Step, help="(not built yet)")
+            if dist.is_available() and dist.is_initialized():
+                parts: list = [None] * dist.get_world_size()
+                dist.all_gather_object(parts, rows)
+                rows = [r for p in parts for r in (p or [])]
+        return sorted(rows, key=lambda r: r["item"])
+
+    def close(self) -> None:
+        from colorbatch.metrics import aggregate, metric_names
+
+        rows = self._gather()
+        if not self.ctx.is_main or not rows:
+            return
+        agg = aggregate(rows)
+        out = Path(self.options.out)
+        report = {
+            "name": self.options.name or self.ctx.state.get("model_id"),
+            "model": str(self.ctx.state.get("model")) if self.ctx.state.get("model") else None,
+            "aggregate": agg,
+            "items": rows,
+        }
+        _atomic_write(out / "metrics.json", json.dumps(report, indent=2) + "\n")
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["item", *metric_names()], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        _atomic_write(out / "metrics.csv", buf.getvalue())
+        self.written = out / "metrics.json"
+        self.ctx.state["metrics"] = self.written
+        self.ctx.event("evaluation", {"images": len(rows), "metrics": str(self.written),
+                                      **{k: agg[k]["mean"] for k in ("ab_mse", "gray_ab_mse", "psnr", "gray_psnr")}})
+        if self.options.table and not self.ctx.json_mode:
+            self.ctx.console.print(render_table(agg))
+        self.ctx.log(f"metrics: {self.written} and metrics.csv ({len(rows)} images)")
+
+
+def render_table(agg: dict):
+    """A rich table: each metric beside its gray baseline (mean, median, p10-p90)."""
+    from rich.table import Table
+
+    t = Table(title=f"evaluation ({agg['images']} images; gray = a*b* 0 baseline)")
+    for col in ("metric", "model mean", "model median", "model p10..p90", "gray mean", "gray median"):
+        t.add_column(col, justify="right" if col != "metric" else "left")
+    for m, label in (
+        ("ab_mse", "ab MSE (/128)"),
+        ("psnr", "PSNR dB"),
+        ("ssim", "SSIM"),
+        ("colorfulness", "colourfulness"),
+        ("colorfulness_gap", "colourf. gap"),
+    ):
+        a, g = agg[m], agg["gray_" + m]
+        t.add_row(label, _fmt(a["mean"]), _fmt(a["median"]), f"{_fmt(a['p10'])}..{_fmt(a['p90'])}",
+                  _fmt(g["mean"]), _fmt(g["median"]))
+    t.add_row("truth colourf.", _fmt(agg["colorfulness_gt"]["mean"]), _fmt(agg["colorfulness_gt"]["median"]), "", "", "")
+    if agg.get("better_than_gray") is not None:
+        t.caption = (f"PSNR gain over gray: mean {_fmt(agg['psnr_gain']['mean'])} dB, median "
+                     f"{_fmt(agg['psnr_gain']['median'])} dB; {agg['better_than_gray']:.0%} of images beat gray")
+    return t
+
+
+STEP = StepDef(
+    name="evaluate",
+    options=lambda: Options,
+    factory=EvaluateStep,
+    help="Score colorized images against their colour originals (ab MSE, PSNR, SSIM, colourfulness; gray baseline beside each).",
+    path_options=("out",),
+)
