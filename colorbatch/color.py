@@ -1,0 +1,184 @@
+"""sRGB <-> CIE LAB (D65, 2 degree observer), batched in torch, matching scikit-image.
+
+The torch functions work on tensors shaped ``(..., 3, H, W)`` on any device and
+in any float dtype (computed in float32 at least). They follow
+``skimage.color.rgb2lab`` / ``lab2rgb`` formula for formula (same matrix, same
+piecewise constants), so results agree to ~1e-4 in L*, a*, b*.
+
+Out-of-gamut LAB on the way back is handled like scikit-image: a negative Z is
+clamped to 0 and each linear RGB channel is clipped to [0, 1] after gamma, which
+keeps the hue of mild excursions and never produces NaN.
+
+The numpy helpers (``rgb_to_L_np``, ``gray_to_L_np``, ``lab_to_rgb_np``) are
+for the image reader and the colorizer; they use torch on the CPU underneath.
+
+torch is imported inside the functions so that importing this module stays cheap.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# sRGB (linear) -> XYZ, as in scikit-image
+XYZ_FROM_RGB = (
+    (0.412453, 0.357580, 0.180423),
+    (0.212671, 0.715160, 0.072169),
+    (0.019334, 0.119193, 0.950227),
+)
+RGB_FROM_XYZ = tuple(tuple(float(v) for v in row) for row in np.linalg.inv(np.array(XYZ_FROM_RGB)))
+WHITE_D65 = (0.95047, 1.0, 1.08883)
+
+_EPS = 0.008856  # CIE threshold on t = X/Xn used by scikit-image
+_KAPPA = 7.787
+_F_OFFSET = 16.0 / 116.0
+_F_EPS = 0.2068966  # f(_EPS), threshold on the way back
+
+
+def _srgb_to_linear(c):
+    import torch
+
+    return torch.where(c > 0.04045, ((c.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, c / 12.92)
+
+
+def _linear_to_srgb(c):
+    import torch
+
+    return torch.where(c > 0.0031308, 1.055 * c.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, c * 12.92)
+
+
+def _f(t):
+    import torch
+
+    return torch.where(t > _EPS, t.clamp(min=_EPS) ** (1.0 / 3.0), _KAPPA * t + _F_OFFSET)
+
+
+def _f_inv(t):
+    import torch
+
+    return torch.where(t > _F_EPS, t.clamp(min=_F_EPS) ** 3, (t - _F_OFFSET) / _KAPPA)
+
+
+def _as_float(x):
+    import torch
+
+    if not torch.is_floating_point(x) or x.dtype in (torch.float16, torch.bfloat16):
+        return x.float()
+    return x
+
+
+def rgb_to_lab(x):
+    """sRGB in [0, 1], shape (..., 3, H, W) -> LAB (L* 0..100, a*, b* ~ -128..127)."""
+    x = _as_float(x)
+    lin = _srgb_to_linear(x)
+    r, g, b = lin.unbind(-3)
+    m = XYZ_FROM_RGB
+    fx = _f((m[0][0] * r + m[0][1] * g + m[0][2] * b) / WHITE_D65[0])
+    fy = _f(m[1][0] * r + m[1][1] * g + m[1][2] * b)
+    fz = _f((m[2][0] * r + m[2][1] * g + m[2][2] * b) / WHITE_D65[2])
+    import torch
+
+    return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
+
+
+def lab_to_rgb(x):
+    """LAB, shape (..., 3, H, W) -> sRGB in [0, 1] (out-of-gamut values clipped)."""
+    import torch
+
+    x = _as_float(x)
+    L, a, b = x.unbind(-3)
+    fy = (L + 16.0) / 116.0
+    fx = a / 500.0 + fy
+    fz = (fy - b / 200.0).clamp(min=0.0)
+    X = _f_inv(fx) * WHITE_D65[0]
+    Y = _f_inv(fy)
+    Z = _f_inv(fz) * WHITE_D65[2]
+    m = RGB_FROM_XYZ
+    rgb = torch.stack(
+        (
+            m[0][0] * X + m[0][1] * Y + m[0][2] * Z,
+            m[1][0] * X + m[1][1] * Y + m[1][2] * Z,
+            m[2][0] * X + m[2][1] * Y + m[2][2] * Z,
+        ),
+        dim=-3,
+    )
+    return _linear_to_srgb(rgb).clamp_(0.0, 1.0)
+
+
+def gray_to_L(g):
+    """L* of the sRGB gray (g, g, g) for gray values g in [0, 1] (any shape)."""
+    # the rows of XYZ_FROM_RGB's middle line sum to 1: Y of (g,g,g) is linear(g)
+    return 116.0 * _f(_srgb_to_linear(_as_float(g))) - 16.0
+
+
+def L_to_gray(L):
+    """Inverse of :func:`gray_to_L`: the sRGB gray value whose L* is ``L`` (any shape)."""
+    return _linear_to_srgb(_f_inv((_as_float(L) + 16.0) / 116.0)).clamp(0.0, 1.0)
+
+
+def lab_to_rgb_from_parts(L, ab):
+    """sRGB from L (B,1,H,W) and ab (B,2,H,W) tensors: (B,3,H,W) in [0, 1]."""
+    import torch
+
+    return lab_to_rgb(torch.cat((L, ab), dim=-3))
+
+
+# --------------------------------------------------------------------------- #
+# numpy helpers (CPU, float32)
+# --------------------------------------------------------------------------- #
+
+_ROWS = 1024  # rows per chunk, keeps temporaries small for huge images
+
+
+def _chunked(fn, arrays, out_shape, rows=_ROWS):
+    import torch
+
+    h = arrays[0].shape[0]
+    out = np.empty(out_shape, dtype=np.float32)
+    with torch.inference_mode():
+        for y in range(0, h, rows):
+            parts = [torch.from_numpy(np.ascontiguousarray(a[y : y + rows], dtype=np.float32)) for a in arrays]
+            out[y : y + rows] = fn(*parts).numpy()
+    return out
+
+
+def rgb_to_L_np(rgb: np.ndarray) -> np.ndarray:
+    """L* (H x W float32, 0..100) of an H x W x 3 float sRGB image in [0, 1]."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[-1] != 3:
+        raise ValueError(f"rgb_to_L_np expects H x W x 3, got shape {rgb.shape}")
+
+    def fn(x):
+        lin = _srgb_to_linear(x)
+        m = XYZ_FROM_RGB[1]
+        y = lin[..., 0] * m[0] + lin[..., 1] * m[1] + lin[..., 2] * m[2]
+        return 116.0 * _f(y) - 16.0
+
+    return _chunked(fn, [rgb], rgb.shape[:2])
+
+
+def gray_to_L_np(gray: np.ndarray) -> np.ndarray:
+    """L* (H x W float32) of the sRGB gray (g, g, g) for an H x W float image in [0, 1]."""
+    gray = np.asarray(gray)
+    if gray.ndim != 2:
+        raise ValueError(f"gray_to_L_np expects H x W, got shape {gray.shape}")
+    return _chunked(gray_to_L, [gray], gray.shape)
+
+
+def rgb_to_lab_np(rgb: np.ndarray) -> np.ndarray:
+    """H x W x 3 sRGB [0, 1] -> H x W x 3 float32 LAB (like skimage.color.rgb2lab)."""
+    rgb = np.asarray(rgb)
+    return _chunked(lambda x: rgb_to_lab(x.movedim(-1, 0)).movedim(0, -1), [rgb], rgb.shape)
+
+
+def lab_to_rgb_np(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """H x W x 3 float32 sRGB in [0, 1] from L* (H x W) and a*b* (H x W x 2)."""
+    L = np.asarray(L)
+    ab = np.asarray(ab)
+    if L.ndim != 2 or ab.shape != L.shape + (2,):
+        raise ValueError(f"lab_to_rgb_np expects L (H x W) and ab (H x W x 2), got {L.shape} and {ab.shape}")
+    import torch
+
+    def fn(l, a):
+        lab = torch.cat((l.unsqueeze(0), a.movedim(-1, 0)), dim=0)
+        return lab_to_rgb(lab).movedim(0, -1)
+
+    return _chunked(fn, [L, ab], L.shape + (3,))
