@@ -1,0 +1,150 @@
+"""The command line: help speed-critical imports, validate, run, exit codes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ENV = {**os.environ, "COLORBATCH_NO_PLUGINS": "1", "COLUMNS": "200"}
+
+
+def cli(*args, cwd=None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "colorbatch", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env or ENV,
+        timeout=300,
+    )
+
+
+def test_help_and_plugins_do_not_import_torch():
+    code = textwrap.dedent(
+        """
+        import sys
+        from colorbatch.cli import main
+        for args in (["--help"], ["plugins"], ["steps"]):
+            try:
+                main(args)
+            except SystemExit:
+                pass
+        heavy = sorted(m for m in ("torch", "torchvision", "imageio", "skimage") if m in sys.modules)
+        print("HEAVY:" + ",".join(heavy))
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, timeout=120)
+    assert "HEAVY:\n" in r.stdout or r.stdout.strip().endswith("HEAVY:"), r.stdout[-500:] + r.stderr[-2000:]
+
+
+def test_version():
+    r = cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("colorbatch ")
+
+
+def _recipe(tmp_path: Path, body: str) -> Path:
+    p = tmp_path / "r.toml"
+    p.write_text(textwrap.dedent(body))
+    return p
+
+
+def test_validate_reports_every_problem_and_exits_2(tmp_path):
+    p = _recipe(
+        tmp_path,
+        """
+        schema_version = 1
+        name = "bad"
+        [[steps]]
+        uses = "load"
+        with = { sorce = "x" }
+        [[steps]]
+        uses = "sav"
+        """,
+    )
+    r = cli("validate", p)
+    assert r.returncode == 2
+    errors = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 3, r.stderr  # unknown option, missing source, unknown step
+    assert "steps[1] (load).sorce: unknown option; did you mean source?" in r.stderr
+    assert "steps[1] (load).source: missing required option" in r.stderr
+    assert "unknown step 'sav'; did you mean save?" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_newer_schema_refused(tmp_path):
+    p = _recipe(tmp_path, 'schema_version = 99\nname = "x"\n[[steps]]\nuses = "load"\n')
+    r = cli("validate", p)
+    assert r.returncode == 2 and "newer than this colorbatch understands" in r.stderr
+
+
+def test_missing_recipe_one_line(tmp_path):
+    r = cli("run", tmp_path / "nope.toml")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "recipe file not found" in r.stderr
+
+
+def _photos(root: Path, n=3):
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        arr = (rng.random((20, 30, 3)) * 255).astype(np.uint8)
+        Image.fromarray(arr).save(root / f"p{i}.png")
+    (root / "bad.png").write_bytes(b"not an image at all")
+
+
+def test_run_dry_run_and_real_run_with_failures(tmp_path):
+    _photos(tmp_path / "in")
+    p = _recipe(
+        tmp_path,
+        """
+        schema_version = 1
+        name = "gray"
+        run_dir = "run"
+        [[steps]]
+        uses = "load"
+        with = { source = "in" }
+        [[steps]]
+        uses = "grayscale"
+        [[steps]]
+        uses = "save"
+        with = { out = "{run_dir}/gray", format = "png" }
+        """,
+    )
+    r = cli("run", p, "--dry-run")
+    assert r.returncode == 0, r.stderr
+    assert "grayscale" in r.stdout and str(tmp_path / "in") in r.stdout
+    assert not (tmp_path / "run").exists()
+
+    r = cli("run", p, "--json")
+    assert r.returncode == 1, r.stderr  # one bad input
+    summary = json.loads(r.stdout)
+    assert (summary["ok"], summary["failed"]) == (3, 1)
+    assert "bad.png" in summary["failures"][0]["item"]
+    outs = sorted(x.name for x in (tmp_path / "run" / "gray").glob("*.png"))
+    assert outs == ["p0.png", "p1.png", "p2.png"]
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["failed"] == 1
+
+    # overrides reach the step; a rerun skips what is done
+    r = cli("run", p, "--json", "--set", "steps.load.source=in/p0.png")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["skipped"] == 1
+
+    r = cli("run", p, "steps.save.formt=png")
+    assert r.returncode == 2 and "did you mean format?" in r.stderr
+
+
+def test_steps_json_lists_core_steps_with_options():
+    r = cli("steps", "--json")
+    assert r.returncode == 0, r.stderr
+    steps = {s["name"]: s for s in json.loads(r.stdout)}
+    assert {"load", "grayscale", "train", "colorize", "evaluate", "save"} <= set(steps)
+    load_opts = {o["name"]: o for o in steps["load"]["options"]}
+    assert load_opts["source"]["required"] is True
+    assert all(s["help"] for s in steps.values())
