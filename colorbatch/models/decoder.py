@@ -1,0 +1,106 @@
+"""A cheap U-Net decoder and the full colorization network.
+
+Decoder: starting from the coarsest encoder map, each stage upsamples by 2,
+adds a 1x1 lateral projection of the encoder's skip at that stride, and applies
+one 3x3 conv (+BN+ReLU). It stops at ``out_stride`` (2 by default; 4 is cheaper),
+predicts a*b*/128 with a 3x3 conv and tanh, and upsamples bilinearly to the
+input size (a*b* are smooth). The naive alternative (3x3 convs on concatenated
+skips) costs 2-3x a ResNet-50 encoder on a CPU; this one is a fraction of it
+(``benchmarks/colorize.py`` prints the ratio).
+"""
+from __future__ import annotations
+
+DEFAULT_WIDTHS = (256, 128, 64, 48, 32)  # at strides 32, 16, 8, 4, 2
+
+
+def _classes():
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    def conv_bn_relu(cin, cout, k):
+        return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
+                             nn.ReLU(inplace=True))
+
+    class UNetDecoder(nn.Module):
+        def __init__(self, channels, strides, widths=DEFAULT_WIDTHS, out_stride=2):
+            super().__init__()
+            if out_stride not in strides:
+                raise ValueError(f"out_stride {out_stride} is not one of the encoder strides {strides}")
+            self.strides = list(strides)
+            self.out_stride = out_stride
+            n = len(channels)
+            widths = list(widths)[:n]
+            if len(widths) < n:
+                raise ValueError(f"decoder needs {n} widths, got {len(widths)}")
+            # index 0 = coarsest
+            chans = list(reversed(channels))
+            strs = list(reversed(strides))
+            self.n_stages = strs.index(out_stride) + 1
+            self.lateral = nn.ModuleList(
+                [nn.Conv2d(chans[i], widths[i], 1, bias=False) for i in range(self.n_stages)]
+            )
+            self.reduce = nn.ModuleList(
+                [nn.Conv2d(widths[i - 1], widths[i], 1, bias=False) for i in range(1, self.n_stages)]
+            )
+            self.fuse = nn.ModuleList([conv_bn_relu(widths[i], widths[i], 3) for i in range(self.n_stages)])
+            self.head = nn.Conv2d(widths[self.n_stages - 1], 2, 3, padding=1)
+
+        def forward(self, feats, size):
+            feats = list(reversed(feats))
+            x = self.fuse[0](self.lateral[0](feats[0]))
+            for i in range(1, self.n_stages):
+                skip = self.lateral[i](feats[i])
+                x = F.interpolate(self.reduce[i - 1](x), size=skip.shape[-2:], mode="bilinear",
+                                  align_corners=False)
+                x = self.fuse[i](x + skip)
+            ab = torch.tanh(self.head(x))
+            return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
+
+    class ColorizationNet(nn.Module):
+        """L*/100 (B,1,H,W) -> a*b*/128 (B,2,H,W) through tanh.
+
+        ``arch`` (a JSON-able dict) is what a checkpoint stores to rebuild it.
+        A frozen encoder stays in eval mode (BatchNorm statistics untouched)
+        even while the model trains.
+        """
+
+        def __init__(self, encoder, arch: dict, widths=DEFAULT_WIDTHS, out_stride=2):
+            super().__init__()
+            self.encoder = encoder
+            self.decoder = UNetDecoder(encoder.channels, encoder.strides, widths, out_stride)
+            self.arch = arch
+            self.multiple = max(encoder.strides)
+
+        @property
+        def encoder_frozen(self) -> bool:
+            return bool(getattr(self.encoder, "frozen", False))
+
+        def train(self, mode: bool = True):
+            super().train(mode)
+            if self.encoder_frozen:
+                self.encoder.eval()
+            return self
+
+        def forward(self, L01):
+            h, w = L01.shape[-2:]
+            m = self.multiple
+            ph, pw = (-h) % m, (-w) % m
+            x = L01
+            if ph or pw:
+                mode = "reflect" if ph < h and pw < w else "replicate"
+                x = F.pad(L01, (0, pw, 0, ph), mode=mode)
+            ab = self.decoder(self.encoder(x), x.shape[-2:])
+            if ph or pw:
+                ab = ab[..., :h, :w]
+            return ab
+
+    return UNetDecoder, ColorizationNet
+
+
+def build_decoder(channels, strides, widths=DEFAULT_WIDTHS, out_stride=2):
+    return _classes()[0](channels, strides, widths, out_stride)
+
+
+def build_network(encoder, arch: dict, widths=DEFAULT_WIDTHS, out_stride=2):
+    return _classes()[1](encoder, arch, widths, out_stride)
