@@ -1,8 +1,17 @@
-"""Outputs: how the ``save`` step writes an item, chosen by ``item.kind``."""
+"""Outputs: how the ``save`` step writes an item, chosen by ``item.kind``.
+
+The core plugin registers :data:`IMAGE` (kind ``image``): one image file per
+item under the output folder, mirroring the input tree, written atomically,
+recorded in the folder's manifest (:mod:`colorbatch.manifest`) for resuming.
+"""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
+
+from colorbatch.errors import ItemError
 
 
 @dataclass
@@ -12,9 +21,158 @@ class OutputDef:
     kind:     matches ``Item.kind`` (``image``; the video plugin adds ``video-frame``).
     factory:  ``factory(save_options, ctx) -> Output``; an ``Output`` has
               ``write(item) -> Path``, ``is_done(item) -> bool`` and ``close()``.
+              ``write`` may return None when it buffers (a video writer).
     """
 
     kind: str
     factory: Callable[..., Any]
     help: str = ""
     plugin: str = field(default="", compare=False)
+
+
+#: suffixes written as they are when ``format`` is unset; other inputs become PNG
+KEEP_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+
+
+def output_suffix(item_id: str, fmt: str | None) -> str:
+    from colorbatch.images import WRITE_FORMATS
+
+    if fmt:
+        return WRITE_FORMATS[fmt.lower()][1]
+    suffix = Path(item_id).suffix
+    return suffix if suffix.lower() in KEEP_SUFFIXES else ".png"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _same_file(a: Path, b: Path | None) -> bool:
+    if b is None:
+        return False
+    try:
+        if a.exists() and Path(b).exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def pipeline_signature(ctx) -> list[str]:
+    """The steps between the loads and the current (save) step: part of the resume key."""
+    plan = getattr(ctx, "plan", None)
+    current = getattr(ctx, "current", None)
+    if plan is None:
+        return []
+    out = []
+    for cfg in plan.steps:
+        if current is not None and cfg.index >= current.index:
+            break
+        if getattr(cfg.options, "source", None) is not None:
+            continue  # a source step: where items come from, not what is done to them
+        out.append(cfg.uses)
+    return out
+
+
+class ImageOutput:
+    """Writes ``item.output`` (or the gray rendering of ``item.L``) as an image file."""
+
+    def __init__(self, options, ctx):
+        from colorbatch import __version__
+        from colorbatch.manifest import Manifest
+
+        self.options = options
+        self.ctx = ctx
+        self.out = Path(options.out).expanduser()
+        self.out_real = Path(os.path.realpath(self.out))
+        self.fmt = options.format
+        self.manifest = Manifest(self.out, rank=getattr(ctx, "rank", 0))
+        self.steps = pipeline_signature(ctx)
+        self.signature = {"format": self.fmt, "quality": options.quality, "steps": self.steps}
+        self.version = __version__
+        # set by the save step when the output folder is, or contains, an input folder
+        self.overlaps_inputs = bool(ctx.state.get("save_overlaps_inputs", {}).get(str(self.out)))
+        self.written: dict[str, str] = {}
+
+    # ---- naming -------------------------------------------------------------
+    def relative_output(self, item) -> str:
+        rel = Path(item.id).with_suffix(output_suffix(item.id, self.fmt)) if Path(item.id).suffix else Path(
+            item.id + output_suffix(item.id, self.fmt)
+        )
+        return rel.as_posix()
+
+    def target(self, item) -> Path:
+        return self.out / self.relative_output(item)
+
+    # ---- resume -------------------------------------------------------------
+    def model_id(self):
+        return self.ctx.state.get("model_id")
+
+    def is_done(self, item) -> bool:
+        if self.options.overwrite:
+            return False
+        return self.manifest.is_done(item.id, item.path, self.model_id(), self.signature)
+
+    # ---- writing ------------------------------------------------------------
+    def _pixels(self, item):
+        if item.output is not None:
+            return item.output
+        from colorbatch.images import L_to_gray, decode_item
+
+        decode_item(item)
+        return L_to_gray(item.L)
+
+    def check_target(self, item, target: Path, rel: str) -> None:
+        real = Path(os.path.realpath(target))
+        if not _inside(real, self.out_real):
+            raise ItemError(f"{item.label}: output {target} would fall outside the output folder {self.out}")
+        if _same_file(target, item.path):
+            raise ItemError(
+                f"{item.label}: the output path is the input itself; refusing to overwrite it "
+                "(choose another out folder or format)"
+            )
+        other = self.written.get(rel)
+        if other is not None and other != item.id:
+            raise ItemError(
+                f"{item.label}: output {rel} was already written for {other} in this run "
+                "(two inputs differ only by extension); set a format or rename one"
+            )
+        if self.overlaps_inputs and target.exists() and not self.manifest.owns(rel):
+            raise ItemError(
+                f"{item.label}: {target} exists and was not written by colorbatch (it may be an "
+                "input); refusing to overwrite it; choose an output folder outside the inputs"
+            )
+
+    def write(self, item) -> Path:
+        from colorbatch.images import write_image
+
+        rel = self.relative_output(item)
+        target = self.out / rel
+        self.check_target(item, target, rel)
+        pixels = self._pixels(item)
+        metadata = {
+            "colorbatch": self.version,
+            "model": self.model_id(),
+            "source": item.id,
+            "steps": self.steps,
+        }
+        write_image(target, pixels, fmt=self.fmt, metadata=metadata, quality=self.options.quality)
+        self.written[rel] = item.id
+        self.manifest.add(item.id, item.path, rel, self.model_id(), self.signature)
+        return target
+
+    def close(self) -> None:
+        self.manifest.close()
+
+
+IMAGE = OutputDef(
+    kind="image",
+    factory=ImageOutput,
+    help="one image file per item, mirroring the input tree (png, jpg, webp, tiff)",
+)
+
+CORE_OUTPUTS = [IMAGE]

@@ -1,18 +1,136 @@
-"""The `load` step (placeholder being written)."""
+"""The ``load`` step: list the input items (paths only; pixels are decoded later).
+
+Items from upstream steps pass first, then this step's own, so two loads in a
+row combine their sources. Order is deterministic (sorted by relative path) and
+each item gets ``meta["index"]``, its position in this step's list.
+"""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Iterable, Iterator, Optional
 
-from colorbatch.steps import ItemStep, StepDef
+from pydantic import BaseModel, ConfigDict, Field
+
+from colorbatch.errors import ColorbatchError
+from colorbatch.images import IMAGE_EXTENSIONS
+from colorbatch.steps import Step, StepDef
 
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    source: str = Field(
+        ...,
+        description="A file, a folder (recursive), a glob (scans/**/*.tif) or a .txt list of paths "
+        "(one per line, relative to the list file).",
+    )
+    layout: str = Field(
+        "auto",
+        description="auto | files | ilsvrc | a source added by a plugin. auto picks ilsvrc for an "
+        "ILSVRC2017_DET folder, else files.",
+    )
+    split: Optional[str] = Field(
+        None, description="ilsvrc only: train or val (default: from the path, else train)."
+    )
+    extensions: list[str] = Field(
+        default_factory=lambda: list(IMAGE_EXTENSIONS),
+        description="File types taken from folders and globs (case-insensitive).",
+    )
+    recursive: bool = Field(True, description="Descend into sub-folders.")
+    limit: Optional[int] = Field(None, ge=0, description="Keep only the first N items (after sorting).")
+    size: Optional[int] = Field(
+        None, ge=1, description="A size hint for later steps (network resolution), in pixels."
+    )
+    max_pixels: Optional[int] = Field(
+        None,
+        ge=0,
+        description="Refuse images with more pixels (decompression-bomb guard; default "
+        "$COLORBATCH_MAX_PIXELS or 250 million; 0 = no limit).",
+    )
 
-class _Step(ItemStep):
-    def process(self, item):
-        return item
+
+def resolve_layout(options: Options, ctx) -> str:
+    from colorbatch import registry
+    from colorbatch.sources import ilsvrc_root
+
+    available = registry.sources(ctx.pm)
+    layout = options.layout
+    if layout == "auto":
+        return "ilsvrc" if "ilsvrc" in available and ilsvrc_root(options.source) else "files"
+    if layout not in available:
+        from colorbatch.recipe import did_you_mean
+
+        raise ColorbatchError(
+            f"layout {layout!r} is not a known source{did_you_mean(layout, available)} "
+            f"(available: auto, {', '.join(sorted(available))})"
+        )
+    return layout
 
 
-STEP = StepDef(name="load", options=lambda: Options, factory=_Step, help="(not built yet)")
+class LoadStep(Step):
+    def __init__(self, options: Options, ctx):
+        super().__init__(options, ctx)
+        if options.split is not None and options.split not in ("train", "val"):
+            raise ColorbatchError(f"split {options.split!r}: use train or val")
+        self.layout = resolve_layout(options, ctx)
+        from pathlib import Path
+
+        from colorbatch.sources import is_glob
+
+        src = options.source
+        if self.layout in ("files", "ilsvrc") and not is_glob(src):
+            p = Path(src).expanduser()
+            if not p.exists():
+                raise ColorbatchError(f"{src}: source not found; check the load step's source path")
+
+    def items(self) -> list:
+        from colorbatch import registry
+
+        sdef = registry.sources(self.ctx.pm)[self.layout]
+        result = sdef.enumerate(self.options.source, self.options, self.ctx)
+        if result is not None and not hasattr(result, "__len__"):
+            return self._stream(result)  # an unbounded source (e.g. the watch plugin's)
+        items = list(result or [])
+        if self.options.limit is not None:
+            items = items[: self.options.limit]
+        for i, item in enumerate(items):
+            item.meta["index"] = i
+            if self.options.size is not None:
+                item.meta.setdefault("size", self.options.size)
+            if self.options.max_pixels is not None:
+                item.meta["max_pixels"] = self.options.max_pixels
+        return items
+
+    def _stream(self, result) -> Iterator:
+        """Pass on an unbounded source's items (and flush markers) as they come."""
+        n = 0
+        for item in result:
+            if not item.is_marker:
+                if self.options.limit is not None and n >= self.options.limit:
+                    return
+                item.meta["index"] = n
+                n += 1
+                if self.options.size is not None:
+                    item.meta.setdefault("size", self.options.size)
+                if self.options.max_pixels is not None:
+                    item.meta["max_pixels"] = self.options.max_pixels
+            yield item
+
+    def run(self, items: Iterable) -> Iterator:
+        yield from items
+        own = self.items()
+        if not isinstance(own, list):
+            yield from own
+            return
+        if not own:
+            self.ctx.warn(f"{self.options.source}: no input files found")
+        self.ctx.state["load_count"] = self.ctx.state.get("load_count", 0) + len(own)
+        yield from own
+
+
+STEP = StepDef(
+    name="load",
+    options=lambda: Options,
+    factory=LoadStep,
+    help="List input images: a file, folder, glob, list file or ILSVRC layout (sorted, lazy).",
+    path_options=("source",),
+)

@@ -1,18 +1,126 @@
-"""The `save` step (placeholder being written)."""
+"""The ``save`` step: write each item with the output registered for its kind.
+
+Outputs mirror the input tree under ``out`` (``out / item.id`` with the new
+suffix), are written atomically and recorded in the folder's manifest, so a
+rerun skips finished items (``overwrite = true`` redoes them). An input is
+never overwritten: an output folder equal to an input folder is refused unless
+a ``format`` changes the names, and each write that would land on its input,
+or on a file colorbatch did not write inside an input folder, fails that item.
+"""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import os
+from pathlib import Path
+from typing import Literal, Optional
 
+from pydantic import BaseModel, ConfigDict, Field
+
+from colorbatch.errors import ColorbatchError, ItemError
 from colorbatch.steps import ItemStep, StepDef
 
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    out: str = Field(..., description="Output folder; the input tree is mirrored under it.")
+    format: Optional[Literal["png", "jpg", "jpeg", "webp", "tif", "tiff"]] = Field(
+        None, description="png | jpg | webp | tiff (default: the input's format; others become png)."
+    )
+    overwrite: bool = Field(False, description="Redo outputs the manifest says are finished.")
+    quality: int = Field(95, ge=1, le=100, description="JPEG / WebP quality (1-100).")
 
-class _Step(ItemStep):
+
+def _source_roots(ctx) -> list[Path]:
+    """Folders the earlier steps read from (any step option named ``source``)."""
+    from colorbatch.sources import _glob_root, ilsvrc_root, is_glob
+
+    roots = []
+    current = ctx.current.index if ctx.current is not None else 10**9
+    for cfg in ctx.plan.steps:
+        if cfg.index >= current:
+            break
+        src = getattr(cfg.options, "source", None)
+        if not isinstance(src, str):
+            continue
+        p = Path(src).expanduser()
+        if is_glob(src) and not p.exists():
+            roots.append(_glob_root(src))
+        elif p.is_dir():
+            roots.append(p)
+            found = ilsvrc_root(p)
+            if found is not None:
+                roots.append(found[0])
+        elif p.is_file():
+            roots.append(p.parent)
+    return [Path(os.path.realpath(r)) for r in roots]
+
+
+class SaveStep(ItemStep):
+    def __init__(self, options: Options, ctx):
+        super().__init__(options, ctx)
+        from colorbatch import registry
+
+        self.out = Path(options.out).expanduser()
+        if self.out.exists() and not self.out.is_dir():
+            raise ColorbatchError(f"out = {self.out}: is a file; give a folder")
+        real = Path(os.path.realpath(self.out))
+        overlap = False
+        for root in _source_roots(ctx):
+            if real == root:
+                if options.format is None:
+                    raise ColorbatchError(
+                        f"out = {self.out}: is the input folder, and without a format the outputs "
+                        "would replace the inputs; choose another output folder"
+                    )
+                overlap = True
+            elif root.is_relative_to(real):
+                overlap = True  # the inputs live inside the output folder
+        ctx.state.setdefault("save_overlaps_inputs", {})[str(self.out)] = overlap
+        # a load step must not read this run's outputs back as inputs
+        ctx.state.setdefault("exclude_dirs", []).append(str(self.out))
+        self.cfg = ctx.current  # outputs are built lazily; they read the plan position from it
+        self.defs = registry.outputs(ctx.pm)
+        self.outputs: dict[str, object] = {}
+
+    def output_for(self, kind: str):
+        out = self.outputs.get(kind)
+        if out is None:
+            d = self.defs.get(kind)
+            if d is None:
+                raise ItemError(
+                    f"no output is registered for items of kind {kind!r} "
+                    f"(known: {', '.join(sorted(self.defs)) or 'none'}); install the plugin that adds it"
+                )
+            previous, self.ctx.current = self.ctx.current, self.cfg
+            try:
+                out = self.outputs[kind] = d.factory(self.options, self.ctx)
+            finally:
+                self.ctx.current = previous
+        return out
+
+    def is_done(self, item) -> bool:
+        if item.kind not in self.defs:
+            return False
+        return bool(self.output_for(item.kind).is_done(item))
+
     def process(self, item):
+        path = self.output_for(item.kind).write(item)
+        if path is not None:
+            self.ctx.event(
+                "saved",
+                {"item": item.id, "input": str(item.path) if item.path else None, "output": str(path), "kind": item.kind},
+            )
         return item
 
+    def close(self) -> None:
+        for out in self.outputs.values():
+            out.close()
 
-STEP = StepDef(name="save", options=lambda: Options, factory=_Step, help="(not built yet)")
+
+STEP = StepDef(
+    name="save",
+    options=lambda: Options,
+    factory=SaveStep,
+    help="Write outputs under a folder mirroring the inputs (atomic, resumable, never over an input).",
+    path_options=("out",),
+)
