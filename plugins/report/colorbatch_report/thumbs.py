@@ -1,0 +1,218 @@
+"""Small thumbnails for the gallery, from in-memory arrays or from files.
+
+Three roles per item: ``gray`` (the L* the model saw, shown as sRGB gray),
+``color`` (the colorized output) and ``truth`` (the colour original, when the
+input was in colour). File names are a hash of the item id, so they are safe in
+URLs and stable between rebuilds. ``thumbs/index.json`` records which
+thumbnails exist for which item, so that ``colorbatch report`` can rebuild the
+page from what the ``report`` step made during the run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROLES = ("gray", "color", "truth")
+INDEX = "index.json"
+
+
+def _np():
+    import numpy as np
+
+    return np
+
+
+def _subsample(arr, size: int):
+    """Cheap stride subsampling to about twice the target size first."""
+    h, w = arr.shape[:2]
+    step = max(1, int(max(h, w) // (2 * size)))
+    return arr[::step, ::step] if step > 1 else arr
+
+
+def to_uint8(arr):
+    np = _np()
+    arr = np.asarray(arr)
+    if arr.dtype == np.uint8:
+        return arr
+    if np.issubdtype(arr.dtype, np.floating):
+        return (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    if arr.dtype == np.uint16:
+        return (arr >> 8).astype(np.uint8)
+    return np.clip(arr, 0, 255).astype(np.uint8)
+
+
+def _srgb_encode(y):
+    np = _np()
+    y = np.clip(y, 0.0, 1.0)
+    return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1 / 2.4) - 0.055)
+
+
+def gray_from_L(L):
+    """L* (0..100) as the sRGB gray of the same lightness, uint8."""
+    np = _np()
+    L = np.asarray(L, dtype=np.float32)
+    fy = (L + 16.0) / 116.0
+    y = np.where(L > 8.0, fy**3, L / 903.3)
+    return to_uint8(_srgb_encode(y))
+
+
+def gray_from_rgb(rgb8):
+    """An sRGB uint8 image as the gray of the same L* (what the model sees)."""
+    np = _np()
+    c = rgb8.astype(np.float32) / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    y = lin[..., 0] * 0.2126 + lin[..., 1] * 0.7152 + lin[..., 2] * 0.0722
+    return to_uint8(_srgb_encode(y))
+
+
+def looks_colour(rgb8) -> bool:
+    """True when the channels differ visibly (not gray stored as RGB)."""
+    np = _np()
+    if rgb8.ndim != 3 or rgb8.shape[2] < 3:
+        return False
+    a = rgb8[..., :3].astype(np.int16)
+    spread = np.abs(a[..., 0] - a[..., 1]) + np.abs(a[..., 1] - a[..., 2])
+    return float(spread.mean()) > 1.5
+
+
+def thumb_name(item: str, role: str, fmt: str) -> str:
+    digest = hashlib.sha1(item.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{digest}-{role}.{'jpg' if fmt == 'jpeg' else fmt}"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+class Thumbnails:
+    """Writes thumbnails into ``folder`` and keeps the index of what exists."""
+
+    def __init__(self, folder: Path, size: int = 192, fmt: str = "jpeg", quality: int = 80):
+        self.folder = Path(folder)
+        self.size = int(size)
+        self.fmt = fmt
+        self.quality = quality
+        self.index: dict[str, dict[str, str]] = {}
+
+    # ---- index --------------------------------------------------------------
+    def load_index(self) -> None:
+        try:
+            data = json.loads((self.folder / INDEX).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        if not isinstance(data, dict) or data.get("size") != self.size or data.get("format") != self.fmt:
+            return  # different settings: rebuild as needed
+        items = data.get("items")
+        if isinstance(items, dict):
+            for item, roles in items.items():
+                if isinstance(roles, dict):
+                    kept = {r: f for r, f in roles.items() if r in ROLES and isinstance(f, str)
+                            and (self.folder / f).is_file()}
+                    if kept:
+                        self.index[item] = kept
+
+    def save_index(self) -> None:
+        data = {"size": self.size, "format": self.fmt, "items": self.index}
+        atomic_write_bytes(self.folder / INDEX, json.dumps(data).encode("utf-8"))
+
+    def forget(self, item: str) -> None:
+        for name in self.index.pop(item, {}).values():
+            try:
+                (self.folder / name).unlink()
+            except OSError:
+                pass
+
+    # ---- writing ------------------------------------------------------------
+    def _write(self, item: str, role: str, arr) -> str:
+        from PIL import Image
+
+        img = Image.fromarray(arr)
+        if img.mode not in ("RGB", "L"):
+            img = img.convert("RGB")
+        img.thumbnail((self.size, self.size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+        import io
+
+        buf = io.BytesIO()
+        if self.fmt == "webp":
+            img.save(buf, "WEBP", quality=self.quality, method=2)
+        else:
+            img.save(buf, "JPEG", quality=self.quality, optimize=False)
+        name = thumb_name(item, role, self.fmt)
+        atomic_write_bytes(self.folder / name, buf.getvalue())
+        self.index.setdefault(item, {})[role] = name
+        return name
+
+    def add_arrays(self, item: str, *, L=None, rgb=None, output=None) -> dict[str, str]:
+        """Thumbnails from an in-flight item's arrays (any may be None)."""
+        np = _np()
+        if L is not None:
+            self._write(item, "gray", gray_from_L(_subsample(np.asarray(L), self.size)))
+        elif rgb is not None:
+            self._write(item, "gray", gray_from_rgb(to_uint8(_subsample(np.asarray(rgb), self.size))))
+        if output is not None:
+            out = to_uint8(_subsample(np.asarray(output), self.size))
+            self._write(item, "color", out)
+        if rgb is not None:
+            self._write(item, "truth", to_uint8(_subsample(np.asarray(rgb), self.size))[..., :3])
+        return self.index.get(item, {})
+
+    def _open(self, path: Path):
+        from PIL import Image, ImageOps
+
+        img = Image.open(path)
+        try:
+            img.draft("RGB", (self.size * 2, self.size * 2))
+        except Exception:  # noqa: BLE001 - draft is an optimisation only
+            pass
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = _np().asarray(img, dtype=_np().float32)
+            img = Image.fromarray(to_uint8(arr / max(float(arr.max()), 1.0)))
+        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+            rgba = img.convert("RGBA")
+            back = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(back, rgba)
+        img = img.convert("RGB")
+        img.thumbnail((self.size * 2, self.size * 2), Image.Resampling.BILINEAR)
+        return _np().asarray(img)
+
+    def add_files(self, item: str, input_path: str | None, output_path: str | None) -> dict[str, str]:
+        """Thumbnails from a saved output and its input file (colour input = truth)."""
+        have = self.index.get(item, {})
+        if input_path and not ({"gray"} <= set(have)):
+            try:
+                arr = self._open(Path(input_path))
+            except Exception:  # noqa: BLE001 - an unreadable file just has no thumbnail
+                arr = None
+            if arr is not None:
+                self._write(item, "gray", gray_from_rgb(arr))
+                if looks_colour(arr):
+                    self._write(item, "truth", arr)
+        if output_path and "color" not in have:
+            try:
+                arr = self._open(Path(output_path))
+            except Exception:  # noqa: BLE001
+                arr = None
+            if arr is not None:
+                self._write(item, "color", arr)
+        return self.index.get(item, {})
+
+
+def existing(index: dict[str, dict[str, str]], folder: Path, item: str) -> dict[str, Any]:
+    roles = index.get(item) or {}
+    return {r: n for r, n in roles.items() if (folder / n).is_file()}
