@@ -238,7 +238,7 @@ class FolderWatcher:
             path=path,
             root=self.root,
             kind="image",
-            meta={"index": self.index, "size": key.size, "mtime_ns": key.mtime_ns, "source": "watch"},
+            meta={"index": self.index, "file_size": key.size, "mtime_ns": key.mtime_ns, "source": "watch"},
         )
         self.index += 1
         return item
