@@ -128,15 +128,26 @@ def _open_error(path: Path, exc: BaseException) -> ImageReadError:
     return ImageReadError(path, _sniff_reason(path))
 
 
-def _bomb_error(path: Path, width: int, height: int, limit: int) -> ImageReadError:
-    pixels = width * height
+def _bomb_error(path: Path, pixels: int, limit: int, dims: tuple[int, int] | None = None) -> ImageReadError:
+    size = f"{dims[0]}x{dims[1]} = " if dims else ""
+
+    def mp(n: int) -> str:
+        return f"{n / 1e6:.1f} megapixels" if n >= 1_000_000 else f"{n} pixels"
+
     return ImageReadError(
         path,
-        f"{width}x{height} = {pixels / 1e6:.1f} megapixels exceeds the limit of "
-        f"{limit / 1e6:.1f} megapixels (a guard against decompression bombs); if the file is "
-        f"trusted, raise it with COLORBATCH_MAX_PIXELS={max(pixels, limit) + 1} or the load step's "
-        "max_pixels option (0 = no limit)",
+        f"{size}{mp(pixels)} exceeds the limit of {mp(limit)} "
+        f"(a guard against decompression bombs); if the file is trusted, raise it with "
+        f"COLORBATCH_MAX_PIXELS={max(pixels, limit) + 1} or the load step's max_pixels option "
+        "(0 = no limit)",
     )
+
+
+def _pil_bomb_pixels(exc: BaseException) -> int:
+    import re
+
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(m.group(1)) if m else 0
 
 
 def _scale_numeric(arr: np.ndarray, notes: list[str]) -> np.ndarray:
@@ -277,17 +288,17 @@ def read_image(path, *, max_pixels: int | None = None, draft: tuple[int, int] | 
     if st.st_size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
 
-    # Pillow's own guard is process-wide; ours is per call, so make sure
-    # Pillow's never fires first with a less helpful message.
-    if Image.MAX_IMAGE_PIXELS is not None and (limit == 0 or Image.MAX_IMAGE_PIXELS * 2 < limit):
+    # Pillow's own guard is process-wide and errors at twice its limit; keep it
+    # at least as high as ours so that ours, with its clearer message, decides.
+    if Image.MAX_IMAGE_PIXELS is not None and (limit == 0 or Image.MAX_IMAGE_PIXELS < limit):
         Image.MAX_IMAGE_PIXELS = None if limit == 0 else limit
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im = Image.open(path)
-    except Image.DecompressionBombError:
-        raise ImageReadError(path, "image too large (decompression bomb guard); raise COLORBATCH_MAX_PIXELS") from None
+    except Image.DecompressionBombError as exc:
+        raise _bomb_error(path, _pil_bomb_pixels(exc), limit or 0) from None
     except (UnidentifiedImageError, SyntaxError, ValueError, EOFError) as exc:
         raise _open_error(path, exc) from None
     except OSError as exc:
@@ -296,7 +307,7 @@ def read_image(path, *, max_pixels: int | None = None, draft: tuple[int, int] | 
     with im:
         width, height = im.size
         if limit and width * height > limit:
-            raise _bomb_error(path, width, height, limit)
+            raise _bomb_error(path, width * height, limit, (width, height))
         if width == 0 or height == 0:
             raise ImageReadError(path, f"image has no pixels ({width}x{height})")
         meta.update(format=im.format, file_mode=im.mode)
@@ -328,7 +339,7 @@ def read_image(path, *, max_pixels: int | None = None, draft: tuple[int, int] | 
                 warnings.simplefilter("ignore")
                 im.load()
         except Image.DecompressionBombError:
-            raise _bomb_error(path, width, height, limit) from None
+            raise _bomb_error(path, width * height, limit, (width, height)) from None
         except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as exc:
             text = str(exc).strip() or type(exc).__name__
             if "truncated" in text.lower():
@@ -373,10 +384,9 @@ def _to_array(im, icc, notes: list[str], meta: dict, path: Path):
             im.palette is not None and im.palette.mode == "RGBA"
         )
         im = im.convert("RGBA" if has_alpha else "RGB")
-        if not has_alpha:
-            arr = np.asarray(im)
-            if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
-                return arr[..., 0].astype(np.float32) / 255.0, mode  # a gray palette
+        arr = np.asarray(im)
+        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
+            im = im.convert("LA" if has_alpha else "L")  # a gray palette: exactly gray
     elif mode in ("La", "RGBa"):
         im = im.convert(mode[0] + "A" if mode == "La" else "RGBA")
     elif mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
