@@ -1,18 +1,233 @@
-"""The `colorize` step (placeholder being written)."""
+"""The ``colorize`` step: predict a*b* for each item and recombine with its full-resolution L*.
+
+Items are pulled from the stream in chunks (a chunk ends early at a flush
+marker, so a watched folder is served promptly); each chunk is decoded and
+resized in DataLoader worker processes while the main process runs the
+network on batches and recombines on the device. Sets ``item.L``, ``item.ab``
+(full resolution), ``item.output`` (uint8 RGB) and ``item.meta["model"]``.
+"""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Iterable, Iterator, Optional
 
-from colorbatch.steps import ItemStep, StepDef
+from pydantic import BaseModel, ConfigDict, Field
+
+from colorbatch.errors import ItemError
+from colorbatch.steps import Step, StepDef
 
 
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    model: Optional[str] = Field(
+        None,
+        description="Checkpoint (.safetensors). Default: the checkpoint a train step of this recipe "
+        "wrote, else $COLORBATCH_MODEL, else the newest model in the colorbatch cache.",
+    )
+    size: int = Field(256, ge=32, le=4096, description="Network resolution: the long side is resized to this (aspect kept).")
+    batch_size: int = Field(8, ge=1, description="Images per forward pass (halved on CUDA out-of-memory).")
+    device: str = Field("auto", description="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).")
+    workers: Optional[int] = Field(
+        None, ge=0, description="Decoding worker processes (default: cores - 1, at most 4; 0 = decode in the main process)."
+    )
+    chunk: int = Field(64, ge=1, description="Items taken from the stream per round of decoding workers.")
+    max_batch_pixels: int = Field(
+        16_000_000, ge=1,
+        description="Full-resolution pixels held at once; a batch is cut early above it (bounds memory for huge images).",
+    )
 
-class _Step(ItemStep):
-    def process(self, item):
-        return item
+
+def _identity(x):
+    return x
 
 
-STEP = StepDef(name="colorize", options=lambda: Options, factory=_Step, help="(not built yet)")
+def _worker_init(_):
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class _ChunkDataset:
+    """Map-style dataset over one chunk of items (decoded in workers)."""
+
+    def __init__(self, items, size):
+        self.items = items
+        self.size = size
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        from colorbatch.colorizer import prepare_item
+
+        return prepare_item(self.items[i], self.size)
+
+
+class ColorizeStep(Step):
+    def __init__(self, options: Options, ctx):
+        super().__init__(options, ctx)
+        from colorbatch.device import default_workers
+
+        self.cfg = ctx.current
+        self.workers = default_workers() if options.workers is None else int(options.workers)
+        self.colorizer = None
+        self.task = None
+        # a train step earlier in this recipe provides the model once it has run
+        idx = self.cfg.index if self.cfg is not None else 0
+        self.after_train = options.model is None and any(
+            c.uses == "train" for c in ctx.plan.steps if c.index < idx
+        )
+        from colorbatch.device import pick_device
+
+        self.device = pick_device(options.device)  # fail early on an unavailable device
+
+    # ---- model --------------------------------------------------------------
+    def _resolve(self):
+        if self.colorizer is not None:
+            return
+        from colorbatch.colorizer import Colorizer
+        from colorbatch.device import configure_threads
+
+        path = self.options.model or self.ctx.state.get("checkpoint")
+        configure_threads(self.device, self.workers)
+        self.colorizer = Colorizer(path, self.device, self.options.size, self.options.batch_size)
+        self.ctx.state["model_id"] = self.colorizer.model_id
+        self.ctx.state["model"] = str(self.colorizer.path) if self.colorizer.path else self.colorizer.model_id
+        self.ctx.state["device"] = str(self.device)
+
+    # ---- stream ---------------------------------------------------------------
+    def _mine(self, item, position: int) -> bool:
+        ws = self.ctx.world_size
+        if ws <= 1:
+            return True
+        index = item.meta.get("index", position)
+        return int(index) % ws == self.ctx.rank
+
+    def run(self, items: Iterable) -> Iterator:
+        if not self.after_train:
+            self._resolve()
+        self.task = self.ctx.task("colorize", total=None, unit="images")
+        it = iter(items)
+        position = 0
+        while True:
+            chunk = []
+            marker = None
+            ended = False
+            while len(chunk) < self.options.chunk:
+                try:
+                    item = next(it)
+                except StopIteration:
+                    ended = True
+                    break
+                if item.is_marker:
+                    marker = item
+                    break
+                position += 1
+                if self._mine(item, position - 1):
+                    chunk.append(item)
+            if chunk:
+                self._resolve()
+                yield from self._process(chunk)
+            if marker is not None:
+                yield marker
+            if ended:
+                return
+
+    def _prepared(self, chunk):
+        """Yield (item, prepared dict) in order; decoding in workers when it helps."""
+        from colorbatch.colorizer import prepare_item
+
+        size = self.options.size
+        todo = [i for i, item in enumerate(chunk) if item.L is None]
+        workers = min(self.workers, len(todo))
+        if workers <= 0 or len(todo) < 2:
+            for item in chunk:
+                yield item, prepare_item(item, size)
+            return
+        import torch
+        from torch.utils.data import DataLoader
+
+        loader = DataLoader(
+            _ChunkDataset([chunk[i] for i in todo], size),
+            batch_size=None,
+            num_workers=workers,
+            collate_fn=_identity,
+            worker_init_fn=_worker_init,
+            prefetch_factor=2,
+            pin_memory=False,
+        )
+        results = iter(loader)
+        for item in chunk:
+            if item.L is not None:
+                yield item, prepare_item(item, size)
+            else:
+                yield item, next(results)
+
+
+    def _process(self, chunk):
+        held = []
+        pixels = 0
+        for item, prep in self._prepared(chunk):
+            if "error" in prep:
+                self.ctx.fail(item, ItemError(prep["error"]))
+                continue
+            held.append((item, prep))
+            pixels += prep["Lq"].numel()
+            if len(held) >= self.colorizer.batch_size or pixels >= self.options.max_batch_pixels:
+                yield from self._finish(held)
+                held, pixels = [], 0
+        if held:
+            yield from self._finish(held)
+
+    def _finish(self, held):
+        import numpy as np
+        import torch
+
+        from colorbatch.colorizer import L_SCALE, compose_full, unpack_L, unpack_rgb
+
+        try:
+            preds = self.colorizer.predict_small([p["small"] for _, p in held])
+        except Exception as exc:  # noqa: BLE001 - e.g. OOM at batch 1: fail these items
+            if len(held) == 1:
+                self.ctx.fail(held[0][0], exc)
+                return
+            for one in held:  # retry one by one so a single bad item does not sink the batch
+                yield from self._finish([one])
+            return
+        while held:
+            item, prep = held.pop(0)
+            pred = preds.pop(0)
+            try:
+                Lq = unpack_L(prep.pop("Lq"))
+                with torch.inference_mode():
+                    rgb, ab = compose_full(Lq, pred, self.colorizer.device)
+                item.L = Lq.astype(np.float32)
+                item.L /= L_SCALE
+                del Lq
+                item.ab = ab
+                item.output = rgb
+                item.rgb = unpack_rgb(prep.pop("rgb", None))
+                for note in prep.get("notes", []):
+                    if note not in item.notes:
+                        item.notes.append(note)
+                item.meta.update(prep.get("meta", {}))
+                item.meta["model"] = self.colorizer.model_id
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                self.ctx.fail(item, exc)
+                continue
+            finally:
+                del pred
+            if self.task is not None:
+                self.task.advance(1)
+            yield item
+
+
+STEP = StepDef(
+    name="colorize",
+    options=lambda: Options,
+    factory=ColorizeStep,
+    help="Predict colour (a*b*) from L* with a trained model; outputs keep the input's full-resolution L*.",
+    path_options=("model",),
+)

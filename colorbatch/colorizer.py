@@ -1,0 +1,339 @@
+"""Inference: the network on L* at ``size``, a*b* upsampled onto the full-resolution L*.
+
+:class:`Colorizer` is the library entry point (``predict_ab`` / ``compose``);
+the ``colorize`` step uses the same pieces on a stream, with decoding in
+DataLoader worker processes (:func:`prepare_item`).
+
+How an image is processed:
+
+1. full-resolution L* (from a gray or colour file) is kept as uint16
+   (``L * 655.35``, error < 0.001 L*), 2 bytes per pixel;
+2. L*/100 is resized with antialiasing so the long side is ``size`` (aspect kept);
+   images of a batch are padded (edge values) to a common multiple of 32;
+3. the network predicts a*b*/128 at network resolution; the padding is cropped;
+4. a*b* are upsampled bilinearly to the original resolution and recombined with
+   the original L* in row tiles (so memory grows with one image, not a batch of
+   them), converted to sRGB and quantised to uint8 on the device.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+
+L_SCALE = 655.35  # L* (0..100) -> uint16
+TILE_PIXELS = 1 << 21  # pixels per row tile when recombining (~2 MP)
+
+_MODELS: dict = {}
+_LOCK = threading.Lock()
+
+
+def net_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """Network resolution for an h x w image: long side = size, aspect kept (>= 1 px)."""
+    s = size / max(h, w)
+    return max(1, int(round(h * s))), max(1, int(round(w * s)))
+
+
+def quantize_L(L: np.ndarray) -> np.ndarray:
+    """float L* (0..100) -> uint16 (L * 655.35), row-chunked to keep temporaries small."""
+    out = np.empty(L.shape, dtype=np.uint16)
+    step = max(1, (1 << 22) // max(1, L.shape[1]))
+    for y in range(0, L.shape[0], step):
+        out[y : y + step] = np.rint(np.clip(L[y : y + step], 0.0, 100.0) * L_SCALE)
+    return out
+
+
+def _u16(arr):
+    """uint16 numpy -> int32 tensor (torch has few uint16 ops)."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(arr).view(np.int16)).to(torch.int32).bitwise_and_(0xFFFF)
+
+
+def resize_L01(L, shape):
+    """L* (H x W numpy float32 or uint16 quantised) -> (1, h, w) float32 tensor L*/100."""
+    import torch
+    import torch.nn.functional as F
+
+    if L.dtype == np.uint16:
+        t = _u16(L)
+        scale = 100.0 * L_SCALE
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))
+        scale = 100.0
+    h, w = t.shape
+    out = []
+    # row bands keep the float copy small; antialias needs whole columns, so
+    # resize width first per band, then height on the narrow result
+    th, tw = shape
+    step = max(1, (1 << 22) // max(1, w))
+    for y in range(0, h, step):
+        band = t[y : y + step].float().div_(scale)[None, None]
+        if tw != w:
+            band = F.interpolate(band, size=(band.shape[-2], tw), mode="bilinear", antialias=True,
+                                 align_corners=False)
+        out.append(band)
+    x = torch.cat(out, dim=-2)
+    if th != h:
+        x = F.interpolate(x, size=(th, tw), mode="bilinear", antialias=True, align_corners=False)
+    return x[0]
+
+
+def upsample_rows(ab, H: int, W: int, y0: int, y1: int):
+    """Rows [y0, y1) of the bilinear (align_corners=False) upsampling of ``ab``
+    (2, h, w) to (2, H, W), without materialising the whole result."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = ab.shape[-2:]
+    if w != W:
+        ab = F.interpolate(ab[None], size=(h, W), mode="bilinear", align_corners=False)[0]
+    if h == H:
+        return ab[:, y0:y1]
+    ys = (torch.arange(y0, y1, device=ab.device, dtype=torch.float32) + 0.5) * (h / H) - 0.5
+    ys = ys.clamp_(min=0.0)
+    i0 = ys.floor().long().clamp_(max=h - 1)
+    i1 = (i0 + 1).clamp_(max=h - 1)
+    wgt = (ys - i0.float()).view(1, -1, 1)
+    a0 = ab.index_select(1, i0)
+    a1 = ab.index_select(1, i1)
+    return a0 + (a1 - a0) * wgt
+
+
+def compose_full(Lq, ab_small, device, want_ab: bool = True):
+    """Recombine full-resolution L* with low-resolution a*b*/128.
+
+    Lq: H x W uint16 (quantised L*) or float32 L* numpy array.
+    ab_small: (2, h, w) tensor of a*b*/128 at network resolution (any device).
+    Returns (rgb uint8 H x W x 3, ab float32 H x W x 2 or None).
+    """
+    import torch
+
+    from colorbatch.color import lab_to_rgb
+
+    H, W = Lq.shape
+    rgb = np.empty((H, W, 3), dtype=np.uint8)
+    ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
+    ab_small = ab_small.to(device=device, dtype=torch.float32) * 128.0
+    rows = max(1, TILE_PIXELS // max(1, W))
+    quant = Lq.dtype == np.uint16
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        if quant:
+            L = _u16(Lq[y0:y1]).to(device).float().div_(L_SCALE)
+        else:
+            L = torch.from_numpy(np.ascontiguousarray(Lq[y0:y1], dtype=np.float32)).to(device)
+        ab = upsample_rows(ab_small, H, W, y0, y1)
+        lab = torch.cat((L[None], ab), dim=0)
+        out = lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)
+        rgb[y0:y1] = out.permute(1, 2, 0).cpu().numpy()
+        if want_ab:
+            ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
+    return rgb, ab_full
+
+
+def pad_batch(tensors, multiple: int = 32):
+    """Stack (1, h, w) tensors into (B, 1, Hp, Wp), edge-padded to a common multiple."""
+    import torch
+    import torch.nn.functional as F
+
+    hmax = max(t.shape[-2] for t in tensors)
+    wmax = max(t.shape[-1] for t in tensors)
+    Hp = -(-hmax // multiple) * multiple
+    Wp = -(-wmax // multiple) * multiple
+    out = []
+    for t in tensors:
+        ph, pw = Hp - t.shape[-2], Wp - t.shape[-1]
+        if ph or pw:
+            t = F.pad(t[None], (0, pw, 0, ph), mode="replicate")[0]
+        out.append(t)
+    return torch.stack(out)
+
+
+def load_model(path, device):
+    """A checkpoint loaded once per process and device -> (model, meta, model_id)."""
+    import torch
+
+    from colorbatch.models.checkpoint import load_checkpoint, model_id
+
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_mtime_ns, st.st_size, str(device))
+    with _LOCK:
+        hit = _MODELS.get(key)
+        if hit is None:
+            model, meta = load_checkpoint(p, device="cpu")
+            model = model.to(device).eval()
+            if torch.device(device).type == "cpu":
+                model = model.to(memory_format=torch.channels_last)
+            hit = (model, meta, model_id(p))
+            _MODELS[key] = hit
+    return hit
+
+
+class Colorizer:
+    """Colorize L* arrays with a checkpoint.
+
+    ``Colorizer(model_path_or_None, device="auto", size=256, batch_size=8)``;
+    ``None`` discovers the model (``$COLORBATCH_MODEL``, then the newest in the
+    cache). ``model`` may also be an ``nn.Module`` (tests, benchmarks).
+    """
+
+    def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8):
+        from colorbatch.device import pick_device
+
+        self.device = pick_device(device) if not hasattr(device, "type") else device
+        self.size = int(size)
+        self.batch_size = max(1, int(batch_size))
+        if model is None or isinstance(model, (str, Path)):
+            from colorbatch.models.checkpoint import discover_model
+
+            self.path = discover_model(model)
+            self.model, self.meta, self.model_id = load_model(self.path, self.device)
+        else:
+            import torch
+
+            self.path = None
+            self.model = model.to(self.device).eval()
+            if self.device.type == "cpu":
+                self.model = self.model.to(memory_format=torch.channels_last)
+            self.meta = getattr(model, "checkpoint_meta", {}) or {}
+            self.model_id = str(self.meta.get("id") or getattr(model, "arch", {}).get("name", "model"))
+        self.multiple = int(getattr(self.model, "multiple", 32))
+
+    # ---- the network ------------------------------------------------------
+    def forward(self, batch):
+        """(B,1,H,W) L*/100 on any device -> (B,2,H,W) a*b*/128 float32 on the device.
+
+        On CUDA out-of-memory the batch is halved and retried (and later batches
+        use the smaller size).
+        """
+        import torch
+
+        from colorbatch.device import autocast
+
+        x = batch.to(self.device, non_blocking=True)
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        try:
+            with torch.inference_mode(), autocast(self.device):
+                return self.model(x).float()
+        except torch.cuda.OutOfMemoryError:
+            if x.shape[0] == 1:
+                raise
+            torch.cuda.empty_cache()
+            half = x.shape[0] // 2
+            self.batch_size = max(1, min(self.batch_size, half))
+            return torch.cat((self.forward(x[:half]), self.forward(x[half:])), dim=0)
+
+    def predict_small(self, smalls):
+        """List of (1,h,w) L*/100 tensors -> list of (2,h,w) a*b*/128 tensors (on the device)."""
+        out = []
+        for i in range(0, len(smalls), self.batch_size):
+            chunk = smalls[i : i + self.batch_size]
+            pred = self.forward(pad_batch(chunk, self.multiple))
+            out.extend(pred[j, :, : t.shape[-2], : t.shape[-1]] for j, t in enumerate(chunk))
+        return out
+
+    # ---- library API (contract) ------------------------------------------
+    def predict_ab(self, Ls):
+        """List of H x W float32 L* arrays -> list of H x W x 2 float32 a*b* at full resolution."""
+        smalls = [resize_L01(np.asarray(L, dtype=np.float32), net_shape(*L.shape, self.size)) for L in Ls]
+        preds = self.predict_small(smalls)
+        out = []
+        for L, p in zip(Ls, preds):
+            H, W = L.shape
+            ab = np.empty((H, W, 2), dtype=np.float32)
+            rows = max(1, TILE_PIXELS // max(1, W))
+            for y0 in range(0, H, rows):
+                y1 = min(H, y0 + rows)
+                ab[y0:y1] = (upsample_rows(p.float() * 128.0, H, W, y0, y1)).permute(1, 2, 0).cpu().numpy()
+            out.append(ab)
+        return out
+
+    def compose(self, L, ab) -> np.ndarray:
+        """uint8 H x W x 3 sRGB from full-resolution L* and a*b* (recombined on the device)."""
+        import torch
+
+        from colorbatch.color import lab_to_rgb
+
+        L = np.asarray(L, dtype=np.float32)
+        ab = np.asarray(ab, dtype=np.float32)
+        H, W = L.shape
+        rgb = np.empty((H, W, 3), dtype=np.uint8)
+        rows = max(1, TILE_PIXELS // max(1, W))
+        for y0 in range(0, H, rows):
+            y1 = min(H, y0 + rows)
+            Lt = torch.from_numpy(np.ascontiguousarray(L[y0:y1])).to(self.device)
+            abt = torch.from_numpy(np.ascontiguousarray(ab[y0:y1])).to(self.device).permute(2, 0, 1)
+            out = lab_to_rgb(torch.cat((Lt[None], abt), 0)).mul_(255.0).round_().to(torch.uint8)
+            rgb[y0:y1] = out.permute(1, 2, 0).cpu().numpy()
+        return rgb
+
+    def colorize(self, L) -> np.ndarray:
+        """One L* array -> uint8 RGB at the same resolution."""
+        import torch
+
+        small = resize_L01(np.asarray(L, dtype=np.float32), net_shape(*L.shape, self.size))
+        pred = self.predict_small([small])[0]
+        with torch.inference_mode():
+            return compose_full(np.asarray(L, dtype=np.float32), pred, self.device, want_ab=False)[0]
+
+
+# --------------------------------------------------------------------------- #
+# work done in DataLoader worker processes
+# --------------------------------------------------------------------------- #
+
+
+def prepare_item(item, size: int) -> dict:
+    """Decode ``item`` (unless item.L is set) and make its network input.
+
+    Returns a dict of compact, shareable pieces: ``small`` (1,h,w) float32
+    L*/100 at network size, ``Lq`` full-resolution uint16 L*, ``rgb`` (uint8
+    or uint16 H x W x 3, colour inputs only), ``notes``, ``meta``; or
+    ``{"error": message}``.
+    """
+    import torch
+
+    try:
+        if item.L is None:
+            from colorbatch.images import decode_item
+
+            decode_item(item)
+        L = np.asarray(item.L, dtype=np.float32)
+        if L.ndim != 2:
+            raise ValueError(f"L* must be H x W, got shape {L.shape}")
+        Lq = quantize_L(L)
+        small = resize_L01(Lq, net_shape(*L.shape, size))
+        item.L = None
+        rgb = None
+        if item.rgb is not None:
+            r = np.asarray(item.rgb)
+            item.rgb = None
+            if item.meta.get("input_bits", 8) == 8:
+                rgb = torch.from_numpy(np.rint(r * 255.0).astype(np.uint8))
+            else:
+                rgb = torch.from_numpy(np.rint(r * 65535.0).astype(np.uint16).view(np.int16))
+            del r
+        return {"small": small, "Lq": torch.from_numpy(Lq.view(np.int16)), "rgb": rgb,
+                "notes": list(item.notes), "meta": dict(item.meta)}
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - reported per item by the step
+        from colorbatch.runner import _one_line
+
+        return {"error": _one_line(exc)}
+
+
+def unpack_L(Lq_tensor) -> np.ndarray:
+    return Lq_tensor.numpy().view(np.uint16)
+
+
+def unpack_rgb(rgb_tensor) -> np.ndarray | None:
+    if rgb_tensor is None:
+        return None
+    arr = rgb_tensor.numpy()
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    return arr.view(np.uint16).astype(np.float32) / 65535.0
