@@ -105,9 +105,9 @@ class Trainer:
         self.steps_per_epoch = math.ceil(
             EpochSampler(len(self.train_sources), world_size=self.world, repeat=o.repeat).per_rank() / o.batch_size
         )
+        # the schedule spans the planned epochs; max_steps and time_budget only stop early,
+        # so a run stopped by them and resumed follows the same learning rates
         total = self.steps_per_epoch * o.epochs
-        if o.max_steps:
-            total = min(total, o.max_steps)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, LRSchedule(o.schedule, total, o.warmup_steps))
         self.net = D.wrap(model, self.device)
 

@@ -43,8 +43,10 @@ def _gaussian_smooth(p: np.ndarray, sigma_bins: float) -> np.ndarray:
     x = np.arange(-radius, radius + 1, dtype=np.float64)
     k = np.exp(-0.5 * (x / sigma_bins) ** 2)
     k /= k.sum()
-    out = np.apply_along_axis(lambda r: np.convolve(r, k, mode="same"), 0, p)
-    return np.apply_along_axis(lambda r: np.convolve(r, k, mode="same"), 1, out)
+    # separable blur; edge padding so a flat histogram stays flat at the borders
+    pad = np.pad(p, radius, mode="edge")
+    out = np.apply_along_axis(lambda r: np.convolve(r, k, mode="valid"), 0, pad)
+    return np.apply_along_axis(lambda r: np.convolve(r, k, mode="valid"), 1, out)
 
 
 def rebalance_weights(counts, *, lam: float = 0.5, sigma: float = 5.0) -> torch.Tensor:
