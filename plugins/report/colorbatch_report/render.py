@@ -75,8 +75,8 @@ def metric_columns(rows: list[dict]) -> list[str]:
 def _num_cell(value, cls: str = "") -> str:
     if is_number(value):
         sign = ""
-        if cls == "gain" and finite(value):
-            sign = " pos" if value > 0 else (" neg" if value < 0 else "")
+        if cls in ("gain", "loss") and finite(value) and value:
+            sign = " pos" if (value > 0) == (cls == "gain") else " neg"
         return f'<td class="{cls}{sign}" data-value="{e(repr(float(value)) if isinstance(value, float) else value)}">{e(fmt(value))}</td>'
     return f'<td data-value="">{e(fmt(value))}</td>'
 
@@ -189,7 +189,7 @@ def _stat(value, key: str):
 def _aggregate(m: dict) -> str:
     agg = m["aggregate"]
     out = ['<table id="aggregate"><thead><tr><th class="text">metric</th><th>model (mean)</th>'
-           '<th>gray baseline (mean)</th><th>better than gray by</th><th>model (median)</th>'
+           '<th>gray baseline (mean)</th><th>model &minus; gray</th><th>model (median)</th>'
            '<th>gray (median)</th><th>model p10 .. p90</th></tr></thead><tbody>']
     used = set()
     for base in BASE_METRICS:
@@ -198,12 +198,11 @@ def _aggregate(m: dict) -> str:
         model, gray = agg.get(base), agg.get(f"gray_{base}")
         mm, gm = _stat(model, "mean"), _stat(gray, "mean")
         diff = mm - gm if finite(mm) and finite(gm) else None
-        if diff is not None and base in LOWER_IS_BETTER:
-            diff = -diff  # positive = better than gray
+        tone = "gain" if base in ("psnr", "ssim") else ("loss" if base in LOWER_IS_BETTER else "")
         p10, p90 = _stat(model, "p10"), _stat(model, "p90")
         spread = f"{fmt(p10)} .. {fmt(p90)}" if finite(p10) and finite(p90) else ""
         out.append(f'<tr data-metric="{e(base)}"><td class="text">{e(base)}</td>{_num_cell(mm)}{_num_cell(gm)}'
-                   f'{_num_cell(diff, "gain")}{_num_cell(_stat(model, "median"))}{_num_cell(_stat(gray, "median"))}'
+                   f'{_num_cell(diff, tone)}{_num_cell(_stat(model, "median"))}{_num_cell(_stat(gray, "median"))}'
                    f'<td>{e(spread)}</td></tr>')
         used |= {base, f"gray_{base}"}
     for key, value in agg.items():
@@ -235,7 +234,7 @@ def _evaluation(m: dict) -> str:
                    '<th class="text" data-type="text" data-key="item">item</th>')
         out.append("".join(f'<th data-key="{e(c)}">{e(c)}</th>' for c in cols) + "</tr></thead><tbody>")
         for row in shown:
-            cells = [f'<td class="text" data-value="{e(row["item"])}">{e(row["item"])}</td>']
+            cells = [f'<td class="item" data-value="{e(row["item"])}" title="{e(row["item"])}">{e(row["item"])}</td>']
             cells += [_num_cell(row.get(c), "gain" if c.endswith("_gain") else "") for c in cols]
             out.append('<tr>' + "".join(cells) + "</tr>")
         out.append("</tbody></table></div>")
@@ -284,12 +283,13 @@ def _best_worst(m: dict) -> str:
         return ""
     better = "higher" if rank["higher_is_better"] else "lower"
     out = [f'<section id="best-worst"><h2>Best and worst images</h2><p class="muted">by '
-           f'<b>{e(rank["metric"])}</b> ({better} is better).</p><div class="columns2">']
+           f'<b>{e(rank["metric"])}</b> ({better} is better).</p>']
     for key, label in (("best", "Best"), ("worst", "Worst")):
-        out.append(f'<div id="{key}"><h3>{label}</h3><div class="grid-cards">')
-        out.extend(card(x, lazy=False) for x in m[key])
-        out.append("</div></div>")
-    out.append("</div></section>")
+        if m[key]:
+            out.append(f'<div id="{key}"><h3>{label}</h3><div class="grid-cards compact">')
+            out.extend(card(x, lazy=False) for x in m[key])
+            out.append("</div></div>")
+    out.append("</section>")
     return "".join(out)
 
 
