@@ -100,6 +100,24 @@ def _excluded_dirs(ctx) -> set[tuple[int, int]]:
     return out
 
 
+def _owned_outputs(ctx) -> set[str]:
+    """Real paths of files this run's save steps wrote earlier (from their manifests).
+
+    Matters when an output folder is also an input folder: earlier outputs
+    there must not come back as inputs.
+    """
+    from colorbatch.manifest import Manifest
+
+    out: set[str] = set()
+    state = getattr(ctx, "state", None) or {}
+    for d in state.get("exclude_dirs", []) or []:
+        m = Manifest(d)
+        for rec in m.records.values():
+            if rec.get("output"):
+                out.add(os.path.realpath(os.path.join(d, rec["output"])))
+    return out
+
+
 def _walk(root: Path, recursive: bool, ctx) -> list[Path]:
     """Files under ``root``: symlinked folders followed once, loops cut, hidden skipped."""
     excluded = _excluded_dirs(ctx)
@@ -163,9 +181,12 @@ def _items_for_files(paths: list[Path], root: Path, options, ctx, *, explicit: b
     """
     exts = normalise_extensions(getattr(options, "extensions", None) or ())
     claims = _claims(ctx, "files")
+    owned = _owned_outputs(ctx) if not explicit else set()
     entries: list[tuple[tuple, int, Item | tuple]] = []
     for p in paths:
         ext = p.suffix.lower()
+        if owned and os.path.realpath(p) in owned:
+            continue  # an output of this recipe's save step
         rel = _rel_id(p, root)
         if ext in claims:
             entries.append((sort_key(rel), 0, (claims[ext], p, rel)))

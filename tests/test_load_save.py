@@ -296,6 +296,7 @@ def test_save_same_folder_with_format(tiny_image, tmp_path, write_recipe, run_re
     )
     after2 = _hashes(tmp_path / "in")
     assert all(after2[k] == v for k, v in before.items())
+    assert (summary["ok"], summary["skipped"], summary["failed"]) == (0, 1, 1)  # a.png not read back
 
 
 def test_outputs_inside_the_input_folder_are_not_read_back(tiny_image, tmp_path, write_recipe, run_recipe):

@@ -55,13 +55,22 @@ def _source_roots(ctx) -> list[Path]:
     return [Path(os.path.realpath(r)) for r in roots]
 
 
+def _claimed_file(path: Path, ctx) -> bool:
+    """True when a source plugin claims ``path``'s extension (e.g. ``--out film.mp4``
+    for one video): its output may then be that file rather than a folder."""
+    from colorbatch import registry
+
+    ext = path.suffix.lower()
+    return bool(ext) and any(ext in (d.extensions or ()) for d in registry.sources(ctx.pm).values())
+
+
 class SaveStep(ItemStep):
     def __init__(self, options: Options, ctx):
         super().__init__(options, ctx)
         from colorbatch import registry
 
         self.out = Path(options.out).expanduser()
-        if self.out.exists() and not self.out.is_dir():
+        if self.out.exists() and not self.out.is_dir() and not _claimed_file(self.out, ctx):
             raise ColorbatchError(f"out = {self.out}: is a file; give a folder")
         real = Path(os.path.realpath(self.out))
         overlap = False
@@ -78,7 +87,10 @@ class SaveStep(ItemStep):
         ctx.state.setdefault("save_overlaps_inputs", {})[str(self.out)] = overlap
         # a load step must not read this run's outputs back as inputs
         ctx.state.setdefault("exclude_dirs", []).append(str(self.out))
-        self.cfg = ctx.current  # outputs are built lazily; they read the plan position from it
+        # outputs are built lazily and read the plan position from ctx.current
+        self.cfg = ctx.current
+        if self.cfg is None or self.cfg.options is not options:
+            self.cfg = next((c for c in ctx.plan.steps if c.options is options), ctx.current)
         self.defs = registry.outputs(ctx.pm)
         self.outputs: dict[str, object] = {}
 
