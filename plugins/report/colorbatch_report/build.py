@@ -35,8 +35,11 @@ def best_and_worst(rows: list[dict], k: int = BEST_WORST):
     name, higher = rank
     scored = [r for r in rows if finite(r.get(name))]
     scored.sort(key=lambda r: r[name], reverse=higher)
-    best = scored[:k]
-    worst = [r for r in reversed(scored[-k:]) if r not in best] if len(scored) > k else []
+    n = len(scored)
+    kb = min(k, (n + 1) // 2)  # small runs: split them, never show one image twice
+    kw = min(k, n - kb)
+    best = scored[:kb]
+    worst = list(reversed(scored[n - kw:])) if kw else []
     return {"metric": name, "higher_is_better": higher}, best, worst
 
 

@@ -1,0 +1,158 @@
+"""The `report` step inside a real run (runner + hooks), with tiny fake steps."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ConfigDict
+from rich.console import Console
+
+from colorbatch import hookimpl, registry
+from colorbatch.item import Item
+from colorbatch.plugins import make_plugin_manager
+from colorbatch.recipe import build_plan
+from colorbatch.runner import run_plan
+from colorbatch.steps import ItemStep, Step, StepDef
+from colorbatch_report import plugin as report_plugin
+
+
+class NoOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    n: int = 6
+
+
+class FakeLoad(Step):
+    """Colour originals (ground truth) with L*, like load + grayscale."""
+
+    def run(self, items):
+        rng = np.random.default_rng(0)
+        for i in range(self.options.n):
+            rgb = np.clip(rng.random((40, 56, 3), dtype=np.float32) * 0.3 + rng.random(3).astype(np.float32) * 0.7, 0, 1)
+            if i == 2:
+                self.ctx.fail(Item(id=f"bad_{i}.png"), "unreadable: truncated file")
+                continue
+            yield Item(id=f"img_{i:02d}.png", rgb=rgb, L=rgb.mean(axis=2) * 100)
+
+
+class FakeTrain(Step):
+    def run(self, items):
+        for ep in (1, 2, 3):
+            self.ctx.event("epoch", {"epoch": ep, "train_loss": 0.03 / ep, "val_loss": 0.031 / ep + 0.001,
+                                     "lr": 1e-3, "seconds": 1.0, "images_per_s": 10.0})
+        yield from items
+
+
+class FakeColorize(ItemStep):
+    def process(self, item):
+        item.output = (np.clip(item.rgb * 0.8 + 0.1, 0, 1) * 255).astype(np.uint8)
+        return item
+
+
+class FakeEvaluate(ItemStep):
+    def process(self, item):
+        k = int(item.id[4:6])
+        item.metrics = {"psnr": 20.0 + k, "gray_psnr": 22.0, "ssim": 0.8, "gray_ssim": 0.7,
+                        "ab_mse": 0.01 / (k + 1), "gray_ab_mse": 0.01}
+        self.ctx.event("metrics", {"item": item.id, **item.metrics})
+        return item
+
+
+class FakePlugin:
+    @hookimpl
+    def colorbatch_register_steps(self):
+        opts = lambda: NoOptions  # noqa: E731
+        return [StepDef("fakeload", opts, FakeLoad), StepDef("faketrain", opts, FakeTrain),
+                StepDef("fakecolorize", opts, FakeColorize), StepDef("fakeevaluate", opts, FakeEvaluate)]
+
+
+def _run(tmp_path, n=6, report_with=None, steps=("fakeload", "faketrain", "fakecolorize", "fakeevaluate")):
+    pm = make_plugin_manager(no_plugins=True, extra=[report_plugin, FakePlugin()])
+    raw = {"schema_version": 1, "name": "fake",
+           "steps": [{"uses": s, "with": {"n": n}} for s in steps] + [{"uses": "report", "with": report_with or {}}]}
+    plan = build_plan(raw, registry.steps(pm), label="fake.toml", base_dir=tmp_path, run_dir=tmp_path / "run")
+    summary = run_plan(plan, pm, console=Console(file=io.StringIO()), show_progress=False)
+    return plan, summary
+
+
+def test_report_step_writes_a_final_report(tmp_path, parse_report):
+    plan, summary = _run(tmp_path)
+    out = tmp_path / "run" / "report"
+    assert plan.steps[-1].options.out == str(out)  # {run_dir}/report resolved
+    html = out / "index.html"
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["final"] is True  # rewritten by colorbatch_run_finished
+    assert rep["run"]["ok"] == summary["ok"] == 5 and rep["run"]["failed"] == 1
+    p = parse_report(html)
+    for src in p.imgs:
+        assert (out / src).is_file()
+    assert "loss-curve" in p.ids and len(p.svg_polylines) == 2
+    assert [f["item"] for f in p.failures] == ["bad_2.png"]
+    assert "truncated" in p.failures[0]["text"]
+    rows = p.tables["metrics-table"]["rows"]
+    assert sorted(r[0]["value"] for r in rows) == [f"img_{i:02d}.png" for i in (0, 1, 3, 4, 5)]
+    gallery = p.cards[-5:]
+    assert sorted(gallery) == [f"img_{i:02d}.png" for i in (0, 1, 3, 4, 5)]
+    # three thumbnails per item (gray, colorized, truth) made from the arrays
+    index = json.loads((out / "thumbs" / "index.json").read_text())["items"]
+    assert set(index["img_00.png"]) == {"gray", "color", "truth"}
+    assert rep["evaluation"]["best"][0]["item"] == "img_05.png"
+    assert rep["evaluation"]["worst"][0]["item"] == "img_00.png"
+
+
+def test_report_step_samples_and_prunes(tmp_path, parse_report):
+    _run(tmp_path, n=30, report_with={"max_gallery": 4, "thumbnail_size": 32})
+    out = tmp_path / "run" / "report"
+    index = json.loads((out / "thumbs" / "index.json").read_text())["items"]
+    files = {f.name for f in (out / "thumbs").glob("*.jpg")}
+    referenced = {n for roles in index.values() for n in roles.values()}
+    assert files == referenced, "evicted thumbnails must be deleted"
+    p = parse_report(out / "index.html")
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["gallery"]["shown"] <= 4 + 12 and len(index) <= 4 + 12
+    best = [b["item"] for b in rep["evaluation"]["best"]]
+    assert best[0] == "img_29.png"
+    for item in best + [w["item"] for w in rep["evaluation"]["worst"]]:
+        assert item in index  # best and worst always have pictures
+    for src in p.imgs:
+        assert (out / src).is_file()
+
+
+def test_report_without_training_or_metrics(tmp_path, parse_report):
+    _run(tmp_path, steps=("fakeload", "fakecolorize"))
+    p = parse_report(tmp_path / "run" / "report" / "index.html")
+    assert "loss-curve" not in p.ids and "metrics-table" not in p.tables
+    assert "gallery" in p.ids and len(p.cards) == 5
+
+
+def test_cli_rebuilds_the_same_report(tmp_path, parse_report):
+    _run(tmp_path)
+    out = tmp_path / "run" / "report"
+    first = json.loads((out / "report.json").read_text())
+    first_cards = parse_report(out / "index.html").cards
+    (out / "index.html").unlink()
+    res = subprocess.run([sys.executable, "-m", "colorbatch", "report", str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "index.html" in res.stdout
+    again = json.loads((out / "report.json").read_text())
+    assert again["run"] == first["run"] and again["evaluation"]["best"] == first["evaluation"]["best"]
+    p = parse_report(out / "index.html")
+    assert p.cards == first_cards and len(p.cards) == 5 + 5  # gallery + best/worst, from the step's thumbnails
+    for src in p.imgs:
+        assert (out / src).is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nowhere"], "no such folder"),
+    ([""], "not a run folder"),
+])
+def test_cli_errors_are_one_line(tmp_path, args, message):
+    target = str(tmp_path / args[0]) if args[0] else str(tmp_path)
+    res = subprocess.run([sys.executable, "-m", "colorbatch", "report", target],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
