@@ -391,6 +391,34 @@ def colorize(
     )
 
 
+@app.command()
+@handle_errors
+def evaluate(
+    input: str = typer.Argument(..., help="Colour images (file, folder, glob or list file): the ground truth."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Checkpoint (.safetensors); default: $COLORBATCH_MODEL, then the newest trained model."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json and metrics.csv (default: the run folder)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder for run.json and events.jsonl (default: ./runs/evaluate)."),
+    size: int = typer.Option(256, "--size", help="Network resolution (the long side is fitted, aspect kept)."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding worker processes (default: from the cores)."),
+    save_images: Optional[Path] = typer.Option(None, "--save-images", help="Also save the colorized images in this folder."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON; no progress bars or table."),
+):
+    """Score a model on colour photos: gray them, colorize, compare with the originals (gray baseline beside each figure)."""
+    run_dir = run_dir or out or Path("runs") / "evaluate"
+    steps_ = [
+        {"uses": "load", "with": {"source": input}},
+        {"uses": "colorize", "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers}},
+        {"uses": "evaluate", "with": {"out": str((out or run_dir).resolve())}},
+    ]
+    if save_images is not None:
+        steps_.append({"uses": "save", "with": {"out": str(save_images)}})
+    run_builtin_recipe("evaluate", steps_, run_dir=run_dir, dry_run=False, json_out=json_out)
+
+
 # --------------------------------------------------------------------------- #
 # plugin commands and entry point
 # --------------------------------------------------------------------------- #
