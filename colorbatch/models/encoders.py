@@ -96,7 +96,7 @@ def read_state_dict(path: str | Path, what: str) -> dict:
 
 def load_into(module, sd: dict, what: str, source: str, ignore: tuple[str, ...] = ()) -> None:
     """Load ``sd`` into ``module`` checking names and shapes; one-line error on mismatch."""
-    own = module.state_dict()
+    own = {k: v for k, v in module.state_dict().items() if not k.startswith(ignore)}
     sd = {k: v for k, v in sd.items() if not k.startswith(ignore)}
     missing = [k for k in own if k not in sd]
     if missing:
@@ -109,7 +109,7 @@ def load_into(module, sd: dict, what: str, source: str, ignore: tuple[str, ...] 
             raise ColorbatchError(
                 f"{what}: {source}: tensor {k} has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}"
             )
-    module.load_state_dict({k: sd[k] for k in own}, strict=True)
+    module.load_state_dict({k: sd[k] for k in own}, strict=not ignore)
 
 
 def _gray_stem_class():
