@@ -234,6 +234,7 @@ class ChunkedEncoder:
         if self._tmp_seg is not None:
             self._tmp_seg.unlink(missing_ok=True)
             self._tmp_seg = None
+        (self.work / f"seg_{len(self.chunks):05d}.log").unlink(missing_ok=True)
         self.frames_written = self.frames_done
         self._in_chunk = 0
 

@@ -18,6 +18,7 @@ encodes from the next chunk on.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -83,6 +84,7 @@ class _Job:
         self.n_frames = int(item.meta.get("n_frames") or 0)
         self.last_frame: np.ndarray | None = None
         self.missing: list[int] = []
+        self.repeated = 0
         self.notes: list[str] = []
         if smoother is not None and encoder.smooth_state:
             smoother.load_state(encoder.smooth_state)
@@ -131,7 +133,12 @@ class VideoOutput:
         rel = Path(rel or Path(video).name)
         if self.container:
             rel = rel.with_suffix(self.container)
-        return self.out / rel
+        target = self.out / rel
+        if os.path.realpath(target) == os.path.realpath(video):
+            raise ColorbatchError(
+                f"save: the output {target} would replace the input video; choose another out folder"
+            )
+        return target
 
     def _model_id(self):
         return self.ctx.state.get("model_id") if self.ctx is not None else None
@@ -202,7 +209,7 @@ class VideoOutput:
             self.ctx.log(f"{target}: resuming after frame {enc.frames_done} ({len(enc.chunks)} chunks done)")
         return job
 
-    def write(self, item) -> Path:
+    def write(self, item) -> Path | None:
         target = self.target(item)
         video = item.meta["video"]
         for other in [v for v in self.jobs if v != video]:  # the previous video ended early
@@ -213,7 +220,7 @@ class VideoOutput:
         enc = job.encoder
         index = int(item.meta.get("frame_index", enc.frames_written))
         if index < enc.frames_written:
-            return target  # already encoded (a finished chunk of a resumed run)
+            return None  # already encoded (a finished chunk of a resumed run)
         frame = frame_array(item, job.smoother)
         if index > enc.frames_written:  # frames lost on the way (failed in an earlier step)
             fill = job.last_frame if job.last_frame is not None else frame
@@ -222,9 +229,11 @@ class VideoOutput:
                 self._put(job, fill)
         self._put(job, frame)
         job.last_frame = frame
+        if item.meta.get("repeated"):
+            job.repeated += 1
         if item.meta.get("last"):
-            self._finish(video)
-        return target
+            return self._finish(video)
+        return None  # buffered: the video appears when its last frame is written
 
     def _put(self, job: _Job, frame: np.ndarray) -> None:
         job.encoder.write(frame)
@@ -239,6 +248,9 @@ class VideoOutput:
                 shown = ", ".join(str(i) for i in job.missing[:5]) + (" ..." if len(job.missing) > 5 else "")
                 self.ctx.warn(f"{video}: {len(job.missing)} frame(s) missing ({shown}); "
                               "the previous frame was repeated in their place")
+            if job.repeated:
+                self.ctx.warn(f"{video}: the file ends before its last {job.repeated} frame(s) "
+                              "(truncated?); the last readable frame was repeated in their place")
             path = enc.finalize()
         except BaseException:
             enc.abort()

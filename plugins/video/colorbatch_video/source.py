@@ -1,14 +1,18 @@
 """The ``video`` source: frames of video files, decoded lazily, one Item each.
 
-``enumerate(source, options, ctx)`` returns a :class:`VideoFrames`: a lazy
-sequence whose iteration decodes frames one at a time through the ffmpeg binary
-of imageio-ffmpeg (``imageio_ffmpeg.read_frames``, the backend of imageio's
-ffmpeg plugin), so memory stays flat however long the film. Each item has
+``enumerate(source, options, ctx)`` returns one light :class:`FrameItem` per
+frame (no pixels: the core ``files`` layout and ``load`` list what a source
+returns). A frame's pixels are decoded when a later step first reads
+``item.L`` or ``item.rgb``, by a per-process sequential reader over the ffmpeg
+binary of imageio-ffmpeg (``imageio_ffmpeg.read_frames``, the backend of
+imageio's ffmpeg plugin): frames are decoded in order, one at a time, and
+dropped after saving, so pixel memory stays flat however long the film. Each item has
 ``kind="video-frame"``, ``L`` (and ``rgb`` for colour frames) filled, and
 ``meta`` with the video's path, frame index, timestamp, rate, frame count,
 rotation and audio streams. The last frame of a video carries
-``meta["last"] = True`` (the reader looks one frame ahead), so the output knows
-when a video is complete.
+``meta["last"] = True`` (the frame count comes from a demux pass that counts
+packets, exact for constant frame rate), so the output knows when a video is
+complete.
 """
 from __future__ import annotations
 
@@ -100,11 +104,178 @@ def iter_raw_frames(info: VideoInfo, start: int = 0) -> Iterator[bytes]:
         gen.close()
 
 
-def frame_items(path: Path, root: Path, ctx=None, start: int = 0) -> Iterator[Item]:
-    """The frames of one video as Items, decoded lazily; a bad file raises
-    ImageReadError before any frame (or, when it breaks mid-way, after the
-    frames that could be read, with the last of them marked ``last``)."""
+class _Reader:
+    """Sequential frame decoder for one video in this process, with a small cache.
+
+    Asking for frame ``i`` decodes forward to it; asking for an earlier frame
+    restarts ffmpeg at that frame. Frames past the end of the readable data (a
+    truncated file) repeat the last good frame and are flagged.
+    """
+
+    def __init__(self, info: VideoInfo):
+        self.info = info
+        self._gen = None
+        self.pos = 0  # index of the next frame the generator yields
+        self.cache: dict[int, tuple] = {}
+        self.eof_at: int | None = None
+        self.last_good: tuple | None = None
+
+    def _open(self, start: int) -> None:
+        self.close()
+        if self.info.vfr:
+            start = 0  # frame numbers only match the input's at constant rate: read forward
+        self._gen = iter_raw_frames(self.info, start)
+        self.pos = start
+
+    def frame(self, index: int):
+        """(rgb or None, L, repeated: bool) of frame ``index``."""
+        if index in self.cache:
+            return self.cache[index]
+        if self.eof_at is not None and index >= self.eof_at:
+            if self.last_good is None:
+                raise ImageReadError(self.info.path, f"frame {index}: no frame could be decoded")
+            rgb, L, _ = self.last_good
+            return rgb, L, True
+        if self._gen is None or index < self.pos:
+            self._open(index)
+        w, h = self.info.width, self.info.height
+        while self.pos <= index:
+            try:
+                raw = next(self._gen)
+            except StopIteration:
+                raw = None
+            except (RuntimeError, OSError):
+                raw = None
+            if raw is None or len(raw) != self.info.width * self.info.height * 3:
+                self.eof_at = self.pos
+                self.close()
+                return self.frame(index)
+            w, h = self.info.width, self.info.height
+            if self.pos >= index - 1:
+                rgb, L = decode_frame(raw, w, h)
+                entry = (rgb, L, False)
+                self.cache[self.pos] = entry
+                self.last_good = entry
+                for k in [k for k in self.cache if k < self.pos - 2]:
+                    del self.cache[k]
+            self.pos += 1
+        return self.cache[index]
+
+    def close(self) -> None:
+        if self._gen is not None:
+            self._gen.close()
+            self._gen = None
+
+
+_READERS: dict[str, _Reader] = {}
+_INFOS: dict[str, VideoInfo] = {}
+MAX_OPEN_READERS = 2
+
+
+def _info_for(path: str) -> VideoInfo:
+    info = _INFOS.get(path)
+    if info is None:
+        info = _INFOS[path] = read_info(Path(path))
+    return info
+
+
+def reader_for(path: str) -> _Reader:
+    """This process's reader of ``path`` (at most a couple stay open)."""
+    r = _READERS.get(path)
+    if r is None:
+        while len(_READERS) >= MAX_OPEN_READERS:
+            old = next(iter(_READERS))
+            _READERS.pop(old).close()
+        r = _READERS[path] = _Reader(_info_for(path))
+    return r
+
+
+def release_reader(path: str) -> None:
+    r = _READERS.pop(path, None)
+    if r is not None:
+        r.close()
+
+
+class FrameItem(Item):
+    """A video frame whose pixels are decoded when ``L`` or ``rgb`` is first read.
+
+    Listing a film is cheap (no pixels); decoding happens in frame order as
+    later steps ask for the pixels, one frame at a time. After the runner drops
+    the pixels they are not decoded again.
+    """
+
+    def _pixels(self):
+        d = self.__dict__
+        if d.get("_state", 0) == 0:
+            rgb, L, repeated = reader_for(self.meta["video"]).frame(int(self.meta["frame_index"]))
+            d["_rgb"], d["_L"], d["_state"] = rgb, L, 1
+            if repeated:
+                self.meta["repeated"] = True
+                note = "the file ends before this frame (truncated?); the last readable frame is repeated"
+                if note not in self.notes:
+                    self.notes.append(note)
+            if self.meta.get("last"):
+                release_reader(self.meta["video"])
+
+    def _set(self, key: str, value) -> None:
+        d = self.__dict__
+        if value is None and d.get("_state") == 1:
+            d["_state"] = 2  # released: never decode again
+        elif value is not None and d.get("_state", 0) == 0:
+            d["_state"] = 1  # set by hand: no decoding
+            d.setdefault("_rgb", None)
+            d.setdefault("_L", None)
+        d[key] = value
+
+    @property
+    def L(self):
+        self._pixels()
+        return self.__dict__.get("_L")
+
+    @L.setter
+    def L(self, value):
+        self._set("_L", value)
+
+    @property
+    def rgb(self):
+        self._pixels()
+        return self.__dict__.get("_rgb")
+
+    @rgb.setter
+    def rgb(self, value):
+        self._set("_rgb", value)
+
+    @property
+    def decoded(self) -> bool:
+        return self.__dict__.get("_state", 0) == 1
+
+    def __repr__(self) -> str:
+        return f"FrameItem(id={self.id!r}, frame={self.meta.get('frame_index')})"
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+
+def check_first_frame(info: VideoInfo) -> None:
+    """Decode frame 0 so that a file whose header reads but whose frames do not
+    is reported once, as one bad input."""
+    try:
+        for _ in iter_raw_frames(info):
+            return
+    except (RuntimeError, OSError) as exc:
+        raise ImageReadError(info.path, f"no frame could be decoded ({_short(exc)})") from None
+    raise ImageReadError(info.path, "no frame could be decoded (empty or damaged video stream)")
+
+
+def frame_items(path: Path, root: Path, ctx=None) -> list[Item]:
+    """Items for every frame of one video (pixels decoded later, on demand).
+
+    Raises ImageReadError (one line: path and reason) for a file that holds no
+    readable video.
+    """
     info = read_info(path)
+    _INFOS[str(path)] = info
+    check_first_frame(info)
     try:
         rel = path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
@@ -117,57 +288,20 @@ def frame_items(path: Path, root: Path, ctx=None, start: int = 0) -> Iterator[It
         "input_mtime_ns": st.st_mtime_ns,
         **info.as_meta(),
     }
-    if info.vfr:
-        if ctx is not None:
-            ctx.warn(f"{path}: variable frame rate; decoded at a constant {float(info.fps):.3f} fps "
-                     "(frames repeated or dropped to stay in sync with the sound)")
+    if info.vfr and ctx is not None:
+        ctx.warn(f"{path}: variable frame rate; decoded at a constant {float(info.fps):.3f} fps "
+                 "(frames repeated or dropped to stay in sync with the sound)")
     fps = float(info.fps)
-    index = start
-    pending: Item | None = None
-    frames = iter_raw_frames(info, start)
-    error: Exception | None = None
-    try:
-        while True:
-            try:
-                raw = next(frames)
-            except StopIteration:
-                break
-            except (RuntimeError, OSError) as exc:  # ffmpeg died mid-way
-                error = exc
-                break
-            if len(raw) != info.width * info.height * 3:
-                error = ImageReadError(path, f"frame {index}: short frame data (truncated file?)")
-                break
-            rgb, L = decode_frame(raw, info.width, info.height)
-            item = Item(
-                id=f"{rel}#{index:06d}",
-                path=path,
-                root=root,
-                kind=KIND,
-                rgb=rgb,
-                L=L,
-                meta={**base, "frame_index": index, "timestamp": round(index / fps, 6), "last": False},
-            )
-            if pending is not None:
-                yield pending
-            pending = item
-            index += 1
-    finally:
-        frames.close()
-    if pending is None and start == 0:
-        reason = f"no frame could be decoded ({_short(error)})" if error else "no frame could be decoded"
-        raise ImageReadError(path, reason)
-    expected = info.n_frames
-    if pending is not None:
-        pending.meta["last"] = True
-        pending.meta["n_frames_read"] = index
-        if error is not None or (expected and index < expected * 0.98 - 1):
-            note = f"only {index} of ~{expected} frames could be decoded (truncated or damaged file?)"
-            pending.notes.append(note)
-            pending.meta["truncated"] = True
-            if ctx is not None:
-                ctx.warn(f"{path}: {note}")
-        yield pending
+    n = info.n_frames
+    if n <= 0:
+        raise ImageReadError(path, "unknown duration and frame count; remux the file (ffmpeg -i in -c copy out.mkv)")
+    items: list[Item] = []
+    for i in range(n):
+        items.append(FrameItem(
+            id=f"{rel}#{i:06d}", path=path, root=root, kind=KIND,
+            meta={**base, "frame_index": i, "timestamp": round(i / fps, 6), "last": i == n - 1},
+        ))
+    return items
 
 
 def _short(exc) -> str:
@@ -176,60 +310,46 @@ def _short(exc) -> str:
 
 
 class VideoFrames(Sequence):
-    """Lazy frames of one or more videos.
+    """The frames of one or more videos (the ``video`` layout), as lazy items.
 
-    Iterating decodes frames in order, one at a time. ``len()`` is the estimated
-    total (probed once per file); indexing (``frames[i]``) decodes that one frame
-    and is slow: iterate instead. A video that cannot be read is reported with
-    ``ctx.fail`` (path and reason) and skipped; the others go on.
+    A video that cannot be read is reported with ``ctx.fail`` (path and reason)
+    and left out; the others go on.
     """
 
     def __init__(self, paths: list[Path], root: Path, ctx=None):
         self.paths = list(paths)
         self.root = root
         self.ctx = ctx
-        self._counts: list[int] | None = None
+        self._items: list[Item] | None = None
 
-    def _estimate(self) -> list[int]:
-        if self._counts is None:
-            counts = []
+    def _all(self) -> list[Item]:
+        if self._items is None:
+            items: list[Item] = []
             for p in self.paths:
                 try:
-                    counts.append(read_info(p).n_frames)
-                except ImageReadError:
-                    counts.append(0)
-            self._counts = counts
-        return self._counts
+                    items.extend(frame_items(p, self.root, self.ctx))
+                except ImageReadError as exc:
+                    if self.ctx is None:
+                        raise
+                    self.ctx.fail(Item(id=p.name, path=p, kind=KIND), exc)
+            self._items = items
+        return self._items
 
     def __len__(self) -> int:
-        return sum(self._estimate())
+        return len(self._all())
 
     def __iter__(self) -> Iterator[Item]:
-        for p in self.paths:
-            try:
-                yield from frame_items(p, self.root, self.ctx)
-            except ImageReadError as exc:
-                if self.ctx is None:
-                    raise
-                self.ctx.fail(Item(id=p.name, path=p, kind=KIND), exc)
+        return iter(self._all())
 
     def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        if i < 0:
-            i += len(self)
-        for p, n in zip(self.paths, self._estimate()):
-            if i < n:
-                for item in frame_items(p, self.root, self.ctx, start=i):
-                    return item
-                break
-            i -= n
-        raise IndexError("frame index out of range")
+        return self._all()[i]
 
 
-def enumerate_source(source, options=None, ctx=None) -> VideoFrames:
+def enumerate_source(source, options=None, ctx=None):
     """SourceDef.enumerate for ``layout = "video"`` and for claimed video files."""
     paths, root = video_paths(source)
     if not paths:
         raise ColorbatchError(f"{source}: no video files found (looked for {', '.join(VIDEO_EXTENSIONS[:6])} ...)")
+    if len(paths) == 1 and Path(str(source)).is_file():
+        return frame_items(paths[0], root, ctx)
     return VideoFrames(paths, root, ctx)
