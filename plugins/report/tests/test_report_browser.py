@@ -1,0 +1,126 @@
+"""The report in a real browser: Debian's chromium, headless, driven over the
+Chrome DevTools protocol (colorbatch_report.browser: stdlib websocket client).
+
+Skips only where no chromium is installed (CI installs it)."""
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from colorbatch_report.browser import LOAD_ALL_IMAGES, Chromium, find_chromium
+from colorbatch_report.build import build_from_folder
+from colorbatch_report.fixtures import make_run_folder
+
+CHROMIUM = find_chromium()
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium); "
+                                                "CI installs it and runs this test"),
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    make_run_folder(root / "run", items=40, images=30, epochs=7, failures=2, size=64)
+    return build_from_folder(root / "run")
+
+
+@pytest.fixture(scope="module")
+def page(report):
+    with Chromium(CHROMIUM, width=1280, height=1000) as b:
+        b.navigate(report.resolve().as_uri())
+        yield b
+
+
+def test_renders_and_images_load(page, report):
+    from PIL import Image
+
+    assert page.js("document.title") == "colorbatch report: synthetic"
+    shot = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
+    assert shot.size == (1280, 1000)
+    colours = shot.getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 50, "screenshot looks blank"
+    lo, hi = zip(*shot.getextrema())
+    assert max(hi) - min(lo) > 100
+    images = page.js(LOAD_ALL_IMAGES, await_promise=True)
+    assert len(images) > 30
+    broken = [i["src"] for i in images if not i["w"] or not i["h"]]
+    assert broken == []
+    assert page.js("document.querySelectorAll('#loss-curve polyline').length") == 2
+    assert page.js("document.querySelector('#loss-curve').getBoundingClientRect().width") > 300
+
+
+def test_slider_moves_the_split(page):
+    js = """(() => {
+      const card = document.querySelector('#gallery figure.card');
+      const s = card.querySelector('input.slider'), over = card.querySelector('img.over');
+      const before = getComputedStyle(over).clipPath;
+      s.value = 20; s.dispatchEvent(new Event('input', {bubbles: true}));
+      const after = getComputedStyle(over).clipPath;
+      const line = card.querySelector('.divider').style.left;
+      return {before, after, line};
+    })()"""
+    res = page.js(js)
+    assert "50%" in res["before"]
+    assert "80%" in res["after"] and res["line"] == "20%"
+
+
+def test_table_sorts_by_clicking_headers(page, report):
+    metrics = json.loads((report.parent.parent / "metrics.json").read_text())
+    js = """((key) => {
+      const t = document.querySelector('#metrics-table');
+      const th = t.querySelector('th[data-key="' + key + '"]');
+      const col = Array.prototype.indexOf.call(th.parentNode.children, th);
+      const read = () => Array.from(t.tBodies[0].rows).map(r => Number(r.cells[col].dataset.value));
+      th.click(); const asc = read(); const s1 = th.getAttribute('aria-sort');
+      th.click(); const desc = read(); const s2 = th.getAttribute('aria-sort');
+      return {asc, desc, s1, s2};
+    })('psnr')"""
+    res = page.js(js)
+    want = sorted(r["psnr"] for r in metrics["items"])
+    assert res["asc"] == want and res["desc"] == want[::-1]
+    assert (res["s1"], res["s2"]) == ("ascending", "descending")
+    items = page.js("""(() => { const t = document.querySelector('#metrics-table');
+      t.querySelector('th[data-key="item"]').click();
+      return Array.from(t.tBodies[0].rows).map(r => r.cells[0].dataset.value); })()""")
+    assert items == sorted(r["item"] for r in metrics["items"])
+
+
+def test_gallery_pages(page):
+    res = page.js("""(() => {
+      const cards = Array.from(document.querySelectorAll('#gallery-grid figure.card'));
+      const visible = () => cards.filter(c => c.offsetParent !== null).map(c => c.dataset.item);
+      const first = visible();
+      document.querySelector('#gallery-pager .next').click();
+      const second = visible();
+      return {n: cards.length, first, second, where: document.querySelector('#gallery-pager .where').textContent};
+    })()""")
+    assert res["n"] == 30 and len(res["first"]) == 24 and len(res["second"]) == 6
+    assert not set(res["first"]) & set(res["second"])
+    assert res["where"] == "page 2 of 2"
+
+
+def test_no_console_errors(page):
+    page.js("window.scrollTo(0, document.body.scrollHeight)")
+    page.js(LOAD_ALL_IMAGES, await_promise=True)
+    assert page.console_errors() == []
+
+
+def test_checker_sees_broken_images_and_errors(tmp_path):
+    """The checks above can fail: a missing thumbnail and a script error are caught."""
+    make_run_folder(tmp_path / "run", items=3, images=3, epochs=0, size=32)
+    html = build_from_folder(tmp_path / "run")
+    victim = sorted((html.parent / "thumbs").glob("*-color.jpg"))[0]
+    victim.unlink()
+    with Chromium(CHROMIUM, width=800, height=600) as b:
+        b.navigate(html.resolve().as_uri())
+        images = b.js(LOAD_ALL_IMAGES, await_promise=True)
+        b.js("setTimeout(() => { throw new Error('boom'); }, 0); console.error('bad thing')")
+        b.js("new Promise(r => setTimeout(r, 100))", await_promise=True)
+        errors = b.console_errors()
+    assert [i["src"] for i in images if not i["w"]] == [f"thumbs/{victim.name}"] * 2  # best/worst + gallery
+    assert any("boom" in e for e in errors) and any("bad thing" in e for e in errors)
+    assert any("ERR_FILE_NOT_FOUND" in e or victim.name in e for e in errors)
