@@ -82,49 +82,48 @@ class LoadStep(Step):
             if not p.exists():
                 raise ColorbatchError(f"{src}: source not found; check the load step's source path")
 
-    def items(self) -> list:
+    def _tag(self, item, index: int):
+        item.meta["index"] = index
+        if self.options.size is not None:
+            item.meta.setdefault("size", self.options.size)
+        if self.options.max_pixels is not None:
+            item.meta["max_pixels"] = self.options.max_pixels
+        return item
+
+    def items(self) -> Iterator:
+        """This step's own items: sorted, limited and indexed.
+
+        A source may return a list (or any sized sequence), or an unbounded
+        iterator (a watched folder) whose items and flush markers are streamed
+        as they come.
+        """
         from colorbatch import registry
 
         sdef = registry.sources(self.ctx.pm)[self.layout]
         result = sdef.enumerate(self.options.source, self.options, self.ctx)
-        if result is not None and not hasattr(result, "__len__"):
-            return self._stream(result)  # an unbounded source (e.g. the watch plugin's)
-        items = list(result or [])
-        if self.options.limit is not None:
-            items = items[: self.options.limit]
-        for i, item in enumerate(items):
-            item.meta["index"] = i
-            if self.options.size is not None:
-                item.meta.setdefault("size", self.options.size)
-            if self.options.max_pixels is not None:
-                item.meta["max_pixels"] = self.options.max_pixels
-        return items
-
-    def _stream(self, result) -> Iterator:
-        """Pass on an unbounded source's items (and flush markers) as they come."""
-        n = 0
+        if result is None:
+            return
+        limit = self.options.limit
+        index = 0
+        if limit == 0:
+            return
         for item in result:
-            if not item.is_marker:
-                if self.options.limit is not None and n >= self.options.limit:
-                    return
-                item.meta["index"] = n
-                n += 1
-                if self.options.size is not None:
-                    item.meta.setdefault("size", self.options.size)
-                if self.options.max_pixels is not None:
-                    item.meta["max_pixels"] = self.options.max_pixels
-            yield item
+            if item.is_marker:
+                yield item
+                continue
+            self.count = index + 1
+            yield self._tag(item, index)
+            index += 1
+            if limit is not None and index >= limit:
+                break
 
     def run(self, items: Iterable) -> Iterator:
         yield from items
-        own = self.items()
-        if not isinstance(own, list):
-            yield from own
-            return
-        if not own:
+        self.count = 0
+        yield from self.items()
+        if not self.count:
             self.ctx.warn(f"{self.options.source}: no input files found")
-        self.ctx.state["load_count"] = self.ctx.state.get("load_count", 0) + len(own)
-        yield from own
+        self.ctx.state["load_count"] = self.ctx.state.get("load_count", 0) + self.count
 
 
 STEP = StepDef(
