@@ -45,6 +45,7 @@ def register(app) -> None:
         batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
         size: int = typer.Option(256, "--size", help="Network resolution (the long side is fitted, aspect kept)."),
+        workers: int = typer.Option(0, "--workers", "-j", help="Decoding worker processes per batch (0: decode in the main process)."),
         fmt: Optional[str] = typer.Option(None, "--format", "-f", help="png | jpg | webp | tiff (default: the input's)."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed in earlier sessions."),
         run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Also write run.json and events.jsonl here."),
@@ -52,7 +53,7 @@ def register(app) -> None:
     ):
         run_watch(
             input, out, model=model, once=once, poll=poll, settle=settle, rescan=rescan,
-            batch_size=batch_size, device=device, size=size, fmt=fmt, retry_failed=retry_failed,
+            batch_size=batch_size, device=device, size=size, fmt=fmt, retry_failed=retry_failed, workers=workers,
             run_dir=run_dir, json_out=json_out,
         )
 
@@ -63,7 +64,7 @@ def _step_options(stepdef, wanted: dict) -> dict:
     return {k: v for k, v in wanted.items() if v is not None and k in fields}
 
 
-def build_watch_plan(pm, input: Path, out: Path, *, model, batch_size, device, size, fmt):
+def build_watch_plan(pm, input: Path, out: Path, *, model, batch_size, device, size, fmt, workers=0):
     from colorbatch import registry
     from colorbatch.errors import ColorbatchError
     from colorbatch.recipe import build_plan
@@ -74,7 +75,9 @@ def build_watch_plan(pm, input: Path, out: Path, *, model, batch_size, device, s
             raise ColorbatchError(f"step {name!r} is not available; reinstall colorbatch")
     wanted = {
         "load": {"source": str(input), "layout": "watch"},
-        "colorize": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": 0},
+        # chunk = batch size: a stop request waits for one batch at most
+        "colorize": {"model": model, "size": size, "batch_size": batch_size, "device": device,
+                     "workers": workers, "chunk": batch_size},
         "save": {"out": str(out), "format": fmt},
     }
     raw = {
@@ -122,7 +125,7 @@ class _PlainStatus:
 
 def run_watch(
     input: Path, out: Path, *, model=None, once=False, poll=False, settle=2.0, rescan=30.0,
-    batch_size=8, device="auto", size=256, fmt=None, retry_failed=False, run_dir=None, json_out=False,
+    batch_size=8, device="auto", size=256, fmt=None, retry_failed=False, run_dir=None, json_out=False, workers=0,
 ):
     from contextlib import nullcontext
 
@@ -147,7 +150,8 @@ def run_watch(
 
     console = Console(stderr=True)
     pm = _pm()
-    plan = build_watch_plan(pm, input, out, model=model, batch_size=batch_size, device=device, size=size, fmt=fmt)
+    plan = build_watch_plan(pm, input, out, model=model, batch_size=batch_size, device=device, size=size, fmt=fmt,
+                            workers=workers)
     plan.run_dir = run_dir.resolve() if run_dir else None
     _report_load_errors(pm, console)
 

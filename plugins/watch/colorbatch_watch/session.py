@@ -37,7 +37,8 @@ BACKOFF_MAX = 60.0
 
 
 def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
 
 
 class EventLog:
@@ -157,8 +158,7 @@ class WatchSession:
     def taken(self, path: Path, item_id: str, key: FileKey, reason: str) -> None:
         self.processed[item_id] = key
         self.inflight[str(path)] = (item_id, key)
-        self.counts["queued"] += 1
-        self.record("queued", item=item_id, size=key.size, mtime_ns=key.mtime_ns, reason=reason)
+        self.counts["queued"] += 1  # not logged: done/failed/retry lines say what came of it
 
     # ---- outcomes (called from the lifecycle hooks) -------------------------
     def _resolve(self, label: str | None, item_id: str | None = None):
@@ -187,8 +187,7 @@ class WatchSession:
         if found is None:
             return
         item_id, key = found
-        self.counts["skipped"] += 1
-        self.record("skipped", item=item_id, reason=data.get("reason", "output exists"))
+        self.counts["skipped"] += 1  # done in an earlier session: counted, not logged
 
     def on_failed(self, step_uses: str | None, label: str, error: str) -> None:
         path, found = self._resolve(label)
@@ -227,10 +226,9 @@ class WatchSession:
             return 0.0
         now = time.monotonic()
         recent = [t for t in self.done_times if now - t <= window]
-        if len(recent) < 2:
+        if not recent:
             return 0.0
-        span = max(now - recent[0], 1e-6)
-        return len(recent) / span
+        return len(recent) / max(now - recent[0], 1.0)
 
     def pending(self) -> int:
         return len(self.inflight) + len(self.retry_queue)

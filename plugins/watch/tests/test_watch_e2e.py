@@ -130,19 +130,28 @@ def test_watch_exactly_once_across_events_failures_and_restarts(tmp_path, tiny_m
     assert code == 1, w2.text()  # one file failed in this session
     assert set(good) <= done()
 
-    # ---- session 3: SIGTERM in the middle of a burst ---------------------------
-    w3 = start_watcher(args)
+    # ---- session 3: SIGTERM in the middle of a burst (the current batch is finished) ----
+    small = [a if a != "4" else "2" for a in args]  # --batch-size 2
+    w3 = start_watcher(small)
     w3.wait_for(lambda: len(events(out, "started")) == 3, 120, "the third start")
     for i in range(20):
         put(f"late/l{i:02d}.png", make_png(500 + i))
     w3.wait_for(lambda: any(d.startswith("late/") for d in done()), 60, "the first late output")
     assert w3.stop(signal.SIGTERM) == 0, w3.text()
+
+    # ---- session 4: two signals in a row abandon the batch at once -------------
+    for i in range(20):
+        put(f"later/m{i:02d}.png", make_png(600 + i))
+    w4 = start_watcher(small)
+    w4.wait_for(lambda: len(events(out, "started")) == 4, 120, "the fourth start")
+    w4.proc.send_signal(signal.SIGTERM)
+    assert w4.stop(signal.SIGTERM) in (0, 130), w4.text()  # 130 unless the batch was already done
     leftovers = [p for p in out.rglob("*") if p.is_file() and (".tmp" in p.name or p.name.endswith(".part"))]
     assert leftovers == []  # no partial outputs
 
-    # ---- session 4 (--once): the rest, nothing twice ---------------------------
-    w4 = start_watcher([*args, "--once"], name="once")
-    assert w4.wait(120) == 0, w4.text()
+    # ---- session 5 (--once): the rest, nothing twice ---------------------------
+    w5 = start_watcher([*args, "--once"], name="once")
+    assert w5.wait(120) == 0, w5.text()
 
     # every good input: exactly one output, correct; the replaced one twice in the log, latest content
     manifest = records(out / ".colorbatch-manifest.jsonl")
@@ -153,14 +162,13 @@ def test_watch_exactly_once_across_events_failures_and_restarts(tmp_path, tiny_m
         check_output(root / rel, out / rel)
     outputs = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and not p.name.startswith("."))
     assert outputs == sorted(good)
-    # every bad input: exactly one reported failure, over all four sessions
+    # every bad input: exactly one reported failure, over all the sessions
     failed = collections.Counter(r["item"] for r in events(out, "failed"))
     assert dict(failed) == {rel: 1 for rel in bad}
-    # the JSONL log tells the story of four sessions
-    assert len(events(out, "started")) == 4 and len(events(out, "stopped")) == 4
-    taken = collections.Counter(r["item"] for r in events(out, "queued"))
-    assert all(n == expected.get(rel, 1) for rel, n in taken.items()), taken
-    assert not any(rel.startswith("colored/") for rel in taken)
+    # the JSONL log tells the story of the sessions (an abandoned one may miss its "stopped")
+    assert len(events(out, "started")) == 5 and len(events(out, "stopped")) >= 4
+    processed = collections.Counter(r["item"] for r in events(out, "done"))
+    assert dict(processed) == expected
 
 
 @needs_colorize
