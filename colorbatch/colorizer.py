@@ -110,7 +110,7 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     """
     import torch
 
-    from colorbatch.color import lab_to_rgb
+    from colorbatch.color import lab_to_rgb_keep_L
 
     H, W = Lq.shape
     rgb = np.empty((H, W, 3), dtype=np.uint8)
@@ -126,7 +126,7 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
             L = torch.from_numpy(np.ascontiguousarray(Lq[y0:y1], dtype=np.float32)).to(device)
         ab = upsample_rows(ab_small, H, W, y0, y1)
         lab = torch.cat((L[None], ab), dim=0)
-        out = lab_to_rgb(lab).mul_(255.0).round_().to(torch.uint8)
+        out = lab_to_rgb_keep_L(lab).mul_(255.0).round_().to(torch.uint8)
         rgb[y0:y1] = out.permute(1, 2, 0).cpu().numpy()
         if want_ab:
             ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
@@ -256,7 +256,7 @@ class Colorizer:
         """uint8 H x W x 3 sRGB from full-resolution L* and a*b* (recombined on the device)."""
         import torch
 
-        from colorbatch.color import lab_to_rgb
+        from colorbatch.color import lab_to_rgb_keep_L
 
         L = np.asarray(L, dtype=np.float32)
         ab = np.asarray(ab, dtype=np.float32)
@@ -267,7 +267,7 @@ class Colorizer:
             y1 = min(H, y0 + rows)
             Lt = torch.from_numpy(np.ascontiguousarray(L[y0:y1])).to(self.device)
             abt = torch.from_numpy(np.ascontiguousarray(ab[y0:y1])).to(self.device).permute(2, 0, 1)
-            out = lab_to_rgb(torch.cat((Lt[None], abt), 0)).mul_(255.0).round_().to(torch.uint8)
+            out = lab_to_rgb_keep_L(torch.cat((Lt[None], abt), 0)).mul_(255.0).round_().to(torch.uint8)
             rgb[y0:y1] = out.permute(1, 2, 0).cpu().numpy()
         return rgb
 
