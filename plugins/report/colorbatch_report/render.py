@@ -19,7 +19,7 @@ PREFERRED_COLUMNS = (
     "colorfulness", "gray_colorfulness", "colorfulness_gt", "colorfulness_gap",
 )
 LOWER_IS_BETTER = {"ab_mse", "gray_ab_mse"}
-TABLE_ROW_LIMIT = 20000
+TABLE_PAGE = 200
 FAILURE_LIMIT = 500
 PAGE_SIZE = 24
 
@@ -217,6 +217,21 @@ def _aggregate(m: dict) -> str:
     return "".join(out)
 
 
+def _json_cell(value):
+    if isinstance(value, bool) or not is_number(value):
+        return None if value is None or isinstance(value, bool) else str(value)
+    return value if finite(value) else None
+
+
+def table_data(rows: list[dict], cols: list[str]) -> str:
+    """All rows as compact JSON for the page's script, safe inside <script>."""
+    data = {"columns": ["item", *cols],
+            "gain": [c.endswith("_gain") for c in ["item", *cols]],
+            "rows": [[r["item"], *(_json_cell(r.get(c)) for c in cols)] for r in rows]}
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def _evaluation(m: dict) -> str:
     rows = m["metrics"]
     if not rows and not m["aggregate"]:
@@ -228,9 +243,14 @@ def _evaluation(m: dict) -> str:
                    'gains are the model minus the gray baseline (the L* input alone).</p>')
     out.append(_aggregate(m))
     if rows:
-        shown = rows[:TABLE_ROW_LIMIT]
+        # the first page is written as HTML (readable without scripts); the script
+        # renders every page from the JSON below and sorts all rows, not just one page
+        shown = rows[:TABLE_PAGE]
         out.append('<h3>Per image <span class="muted">(click a header to sort)</span></h3>')
-        out.append('<div class="table-wrap"><table id="metrics-table" class="sortable"><thead><tr>'
+        out.append('<div class="pager" id="metrics-pager" hidden><button class="prev" type="button">previous</button>'
+                   '<span class="where"></span><button class="next" type="button">next</button></div>')
+        out.append('<div class="table-wrap"><table id="metrics-table" class="sortable" '
+                   f'data-source="metrics-data" data-page-size="{TABLE_PAGE}" data-pager="metrics-pager"><thead><tr>'
                    '<th class="text" data-type="text" data-key="item">item</th>')
         out.append("".join(f'<th data-key="{e(c)}">{e(c)}</th>' for c in cols) + "</tr></thead><tbody>")
         for row in shown:
@@ -239,7 +259,9 @@ def _evaluation(m: dict) -> str:
             out.append('<tr>' + "".join(cells) + "</tr>")
         out.append("</tbody></table></div>")
         if len(rows) > len(shown):
-            out.append(f'<p class="muted">first {len(shown)} of {len(rows)} rows; all rows in metrics.json.</p>')
+            out.append(f'<noscript><p class="muted">first {len(shown)} of {len(rows)} rows; '
+                       'all rows in metrics.json.</p></noscript>')
+        out.append(f'<script type="application/json" id="metrics-data">{table_data(rows, cols)}</script>')
     out.append("</section>")
     return "".join(out)
 

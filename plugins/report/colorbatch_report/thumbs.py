@@ -84,12 +84,26 @@ def thumb_name(item: str, role: str, fmt: str) -> str:
     return f"{digest}-{role}.{'jpg' if fmt == 'jpeg' else fmt}"
 
 
+_MODE: list[int] = []
+
+
+def _file_mode() -> int:
+    """0666 minus the umask: what open() would give (mkstemp gives 0600)."""
+    if not _MODE:
+        mask = os.umask(0)
+        os.umask(mask)
+        _MODE.append(0o666 & ~mask)
+    return _MODE[0]
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         try:

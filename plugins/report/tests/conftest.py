@@ -36,7 +36,7 @@ class ReportParser(HTMLParser):
             v = a.get(key)
             if v and (v.startswith(("http:", "https:", "//")) or (tag == "link" and key == "href" and not v.startswith("data:"))):
                 self.external.append(v)
-        if tag == "script":
+        if tag == "script" and a.get("type") != "application/json":
             self.scripts += 1
             if a.get("src"):
                 self.external.append(a["src"])

@@ -24,7 +24,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
-    make_run_folder(root / "run", items=40, images=30, epochs=7, failures=2, size=64)
+    make_run_folder(root / "run", items=260, images=30, epochs=7, failures=2, size=64)
     return build_from_folder(root / "run")
 
 
@@ -80,13 +80,16 @@ def test_table_sorts_by_clicking_headers(page, report):
       return {asc, desc, s1, s2};
     })('psnr')"""
     res = page.js(js)
-    want = sorted(r["psnr"] for r in metrics["items"])
-    assert res["asc"] == want and res["desc"] == want[::-1]
+    want = sorted(r["psnr"] for r in metrics["items"])  # 260 rows: pages of 200
+    assert res["asc"] == want[:200] and res["desc"] == want[::-1][:200]
     assert (res["s1"], res["s2"]) == ("ascending", "descending")
     items = page.js("""(() => { const t = document.querySelector('#metrics-table');
       t.querySelector('th[data-key="item"]').click();
-      return Array.from(t.tBodies[0].rows).map(r => r.cells[0].dataset.value); })()""")
-    assert items == sorted(r["item"] for r in metrics["items"])
+      document.querySelector('#metrics-pager .next').click();
+      return {rows: Array.from(t.tBodies[0].rows).map(r => r.cells[0].dataset.value),
+              where: document.querySelector('#metrics-pager .where').textContent}; })()""")
+    assert items["rows"] == sorted(r["item"] for r in metrics["items"])[200:]
+    assert items["where"] == "rows 201\u2013260 of 260"
 
 
 def test_gallery_pages(page):

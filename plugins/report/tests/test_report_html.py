@@ -137,13 +137,21 @@ def test_only_the_last_run_in_events_counts(tmp_path, parse_report):
 
 
 def test_large_runs_are_sampled_and_paged(tmp_path, parse_report):
-    make_run_folder(tmp_path / "run", items=200, images=60, size=24)
+    make_run_folder(tmp_path / "run", items=450, images=60, size=24)
     html = build_from_folder(tmp_path / "run", max_gallery=25, thumbnail_size=64)
     p = parse_report(html)
     gallery_cards = p.cards[-25:]
     assert len(p.cards) == 25 + 12  # gallery + best + worst
     assert gallery_cards[0] == "photos/img_00000.png" and gallery_cards[-1] == "photos/img_00059.png"
+    # the first page of the table is static HTML; all rows are in the page's JSON
     assert len(p.tables["metrics-table"]["rows"]) == 200
+    text = html.read_text()
+    start = text.index('id="metrics-data">') + len('id="metrics-data">')
+    data = json.loads(text[start:text.index("</script>", start)])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["items"]
+    assert [r[0] for r in data["rows"]] == [m["item"] for m in metrics]
+    col = data["columns"].index("gray_ssim")
+    assert [r[col] for r in data["rows"]] == [m["gray_ssim"] for m in metrics]
     rep = json.loads((html.parent / "report.json").read_text())
     assert rep["gallery"] == {"shown": 25, "total": 60}
     from PIL import Image

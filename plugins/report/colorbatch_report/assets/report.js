@@ -47,8 +47,75 @@
     Array.prototype.forEach.call(th.parentNode.children, function (h) { h.removeAttribute("aria-sort"); });
     th.setAttribute("aria-sort", asc ? "ascending" : "descending");
   }
-  document.querySelectorAll("table.sortable thead th").forEach(function (th) {
-    th.addEventListener("click", function () { sortTable(th); });
+  // tables backed by JSON data (the per-image metrics): sort all rows, show one page
+  function fmt(v) {
+    if (v === null || v === undefined) return "";
+    if (typeof v !== "number") return String(v);
+    if (Number.isInteger(v)) return String(v);
+    return String(Number(v.toPrecision(4)));
+  }
+  function dataTable(table) {
+    var data = JSON.parse(document.getElementById(table.getAttribute("data-source")).textContent);
+    var size = Number(table.getAttribute("data-page-size")) || 200;
+    var pager = document.getElementById(table.getAttribute("data-pager"));
+    var order = data.rows.map(function (_, i) { return i; });
+    var pages = Math.max(1, Math.ceil(order.length / size));
+    var page = 0;
+    function cell(v, col) {
+      var td = document.createElement("td");
+      if (col === 0) { td.className = "item"; td.title = v; }
+      else if (data.gain[col] && typeof v === "number" && v !== 0) td.className = v > 0 ? "gain pos" : "gain neg";
+      td.setAttribute("data-value", v === null ? "" : String(v));
+      td.textContent = col === 0 ? v : fmt(v);
+      return td;
+    }
+    function render() {
+      var body = document.createElement("tbody");
+      order.slice(page * size, (page + 1) * size).forEach(function (i) {
+        var tr = document.createElement("tr");
+        data.rows[i].forEach(function (v, col) { tr.appendChild(cell(v, col)); });
+        body.appendChild(tr);
+      });
+      table.replaceChild(body, table.tBodies[0]);
+      if (pager) {
+        pager.hidden = pages < 2;
+        pager.querySelector(".where").textContent = "rows " + (page * size + 1) + "\u2013" +
+          Math.min(order.length, (page + 1) * size) + " of " + order.length;
+        pager.querySelector(".prev").disabled = page === 0;
+        pager.querySelector(".next").disabled = page === pages - 1;
+      }
+    }
+    if (pager) {
+      pager.querySelector(".prev").addEventListener("click", function () { page = Math.max(0, page - 1); render(); });
+      pager.querySelector(".next").addEventListener("click", function () { page = Math.min(pages - 1, page + 1); render(); });
+    }
+    table.querySelectorAll("thead th").forEach(function (th, col) {
+      th.addEventListener("click", function () {
+        var asc = th.getAttribute("aria-sort") !== "ascending";
+        var text = col === 0;
+        order.sort(function (a, b) {
+          var x = data.rows[a][col], y = data.rows[b][col], d;
+          if (text) d = String(x).localeCompare(String(y), undefined, { numeric: true });
+          else {
+            var xn = typeof x !== "number", yn = typeof y !== "number";
+            if (xn || yn) return xn === yn ? a - b : (xn ? 1 : -1);  // blanks last
+            d = x - y;
+          }
+          return (asc ? d : -d) || a - b;
+        });
+        table.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+        page = 0;
+        render();
+      });
+    });
+    render();
+  }
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    if (table.hasAttribute("data-source")) { dataTable(table); return; }
+    table.querySelectorAll("thead th").forEach(function (th) {
+      th.addEventListener("click", function () { sortTable(th); });
+    });
   });
 
   function paginate(grid) {
