@@ -148,11 +148,14 @@ def _failures(m: dict) -> str:
     failures = m["failures"]
     if not failures:
         return ""
-    out = [f'<section id="failures-section"><h2>Failures ({len(failures)})</h2><ul class="failures" id="failures">']
+    out = [f'<section id="failures-section"><h2>Failures ({len(failures)})</h2><div class="scroll"><ul class="failures" id="failures">']
     for f in failures[:FAILURE_LIMIT]:
-        out.append(f'<li data-item="{e(f.get("item"))}"><code>{e(f.get("item"))}</code> '
-                   f'<span class="muted">in {e(f.get("step"))}:</span> <span class="reason">{e(f.get("error"))}</span></li>')
-    out.append("</ul>")
+        item, reason = str(f.get("item") or ""), str(f.get("error") or "")
+        if item and reason.startswith(item + ": "):
+            reason = reason[len(item) + 2:]  # the path is shown once
+        out.append(f'<li data-item="{e(item)}"><code>{e(item)}</code> '
+                   f'<span class="muted">in {e(f.get("step"))}:</span> <span class="reason">{e(reason)}</span></li>')
+    out.append("</ul></div>")
     if len(failures) > FAILURE_LIMIT:
         out.append(f'<p class="muted">{len(failures) - FAILURE_LIMIT} more in run.json.</p>')
     out.append("</section>")

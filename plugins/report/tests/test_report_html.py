@@ -58,7 +58,8 @@ def test_full_report_matches_the_run_folder(run_folder, parse_report):
     # failures with their reasons
     assert len(p.failures) == len(run_folder["failures"])
     for f, li in zip(run_folder["failures"], p.failures):
-        assert li["item"] == f["item"] and f["error"] in li["text"]
+        reason = f["error"].split(": ", 1)[1]  # the path is shown once, then the reason
+        assert li["item"] == f["item"] and f["item"] in li["text"] and reason in li["text"]
 
     # summary figures and the gallery
     steps = p.tables["steps"]["rows"]
