@@ -95,6 +95,11 @@ class VideoOutput:
 
     def __init__(self, save_options, ctx):
         self.ctx = ctx
+        if ctx is not None and getattr(ctx, "world_size", 1) > 1:
+            raise ColorbatchError(
+                "videos cannot be written under torchrun (each rank would get every n-th frame); "
+                "colorize videos in a single process"
+            )
         out = _opt(save_options, "out")
         if out is None:
             raise ColorbatchError("save: missing `out` (a folder, or a video file name for one video)")

@@ -65,16 +65,37 @@ def read_info(path: Path) -> VideoInfo:
     return info
 
 
+_LUTS: dict[str, np.ndarray] = {}
+
+
+def _luts() -> dict[str, np.ndarray]:
+    """Lookup tables for 8-bit frames: L* of a gray level (indexed by r+g+b,
+    0..765, built with the core's helper so both agree) and sRGB -> linear."""
+    if not _LUTS:
+        levels = (np.arange(766, dtype=np.float32) / 765.0)[None, :]
+        _LUTS["gray_L"] = np.asarray(lab.gray_to_L(levels), np.float32)[0]
+        c = np.arange(256, dtype=np.float64) / 255.0
+        _LUTS["linear"] = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return _LUTS
+
+
+def _rgb8_to_L(u8: np.ndarray) -> np.ndarray:
+    """L* (D65) of 8-bit sRGB pixels, in numpy (fast, matches the core to ~1e-4)."""
+    lin = _luts()["linear"]
+    y = 0.2126729 * lin[u8[..., 0]] + 0.7151522 * lin[u8[..., 1]] + 0.0721750 * lin[u8[..., 2]]
+    f = np.where(y > 216 / 24389, np.cbrt(y), (24389 / 27 * y + 16) / 116)
+    return (116 * f - 16).astype(np.float32)
+
+
 def decode_frame(raw: bytes, width: int, height: int) -> tuple[np.ndarray | None, np.ndarray]:
     """rgb24 bytes -> (rgb float32 or None for a gray frame, L* float32)."""
     u8 = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
     r = u8[..., 0].astype(np.int16)
     spread = max(int(np.abs(r - u8[..., 1]).max()), int(np.abs(r - u8[..., 2]).max()))
     if spread <= GRAY_TOLERANCE:
-        gray = u8.mean(axis=2, dtype=np.float32) / 255.0
-        return None, lab.gray_to_L(gray)
-    rgb = u8.astype(np.float32) / 255.0
-    return rgb, lab.rgb_to_L(rgb)
+        total = u8.sum(axis=2, dtype=np.int16)
+        return None, _luts()["gray_L"][total]
+    return u8.astype(np.float32) / 255.0, _rgb8_to_L(u8)
 
 
 def iter_raw_frames(info: VideoInfo, start: int = 0) -> Iterator[bytes]:
