@@ -43,7 +43,7 @@ class Options(BaseModel):
     val_size: Optional[int] = Field(None, ge=16, description="Validation centre-crop size (default: size).")
     seed: int = Field(0, description="Seed for initialisation, data order, crops and the validation split.")
     max_steps: Optional[int] = Field(None, ge=1, description="Stop after this many optimizer steps in total (quick runs).")
-    time_budget: Optional[float] = Field(None, gt=0, description="Stop training after this many seconds (then validate and save).")
+    time_budget: Optional[float] = Field(None, gt=0, description="Stop training after this many seconds (then validate and save); the learning-rate schedule is compressed to end within it.")
     grad_clip: Optional[float] = Field(1.0, gt=0, description="Clip the gradient norm to this value (unset: no clipping).")
     resume: bool = Field(False, description="Continue exactly from checkpoint_dir/last (also: colorbatch run --resume).")
     device: str = Field("auto", description="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu).")

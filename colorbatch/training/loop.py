@@ -35,8 +35,13 @@ class LRSchedule:
 
     def __init__(self, kind: str, total: int, warmup: int = 0):
         self.kind, self.total, self.warmup = kind, max(1, int(total)), max(0, int(warmup))
+        # with a time budget the loop raises this to the fraction of the budget used, so
+        # the schedule runs its course within the budget even if the epochs would not
+        self.time_progress = 0.0
 
     def __call__(self, step: int) -> float:
+        if self.time_progress > 0:
+            step = max(step, int(self.time_progress * self.total))
         if self.kind == "onecycle":
             peak = max(1, int(0.3 * self.total))
             if step < peak:
@@ -108,7 +113,8 @@ class Trainer:
         # the schedule spans the planned epochs; max_steps and time_budget only stop early,
         # so a run stopped by them and resumed follows the same learning rates
         total = self.steps_per_epoch * o.epochs
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, LRSchedule(o.schedule, total, o.warmup_steps))
+        self.schedule = LRSchedule(o.schedule, total, o.warmup_steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, self.schedule)
         self.net = D.wrap(model, self.device)
 
     def _lab(self, rgb: torch.Tensor):
@@ -365,6 +371,8 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
                                                    o.grad_clip)
                 self.opt.step()
+                if o.time_budget:
+                    self.schedule.time_progress = min(1.0, (time.perf_counter() - self.t_start) / o.time_budget)
                 self.sched.step()
                 self.step += 1
                 self.batch_in_epoch += 1
