@@ -121,6 +121,8 @@ def test_checker_sees_broken_images_and_errors(tmp_path):
     with Chromium(CHROMIUM, width=800, height=600) as b:
         b.navigate(html.resolve().as_uri())
         images = b.js(LOAD_ALL_IMAGES, await_promise=True)
+        # one page only: the pagers are hidden
+        assert b.js("['metrics-pager', 'gallery-pager'].map(i => document.getElementById(i).offsetParent)") == [None, None]
         b.js("setTimeout(() => { throw new Error('boom'); }, 0); console.error('bad thing')")
         b.js("new Promise(r => setTimeout(r, 100))", await_promise=True)
         errors = b.console_errors()
