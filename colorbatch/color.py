@@ -103,51 +103,41 @@ def lab_to_rgb(x):
     return _linear_to_srgb(rgb).clamp_(0.0, 1.0)
 
 
-def _lab_to_linear(L, a, b):
-    """Linear sRGB channels (unclipped) of L*, a*, b* tensors of one shape."""
-    fy = (L + 16.0) / 116.0
-    X = _f_inv(a / 500.0 + fy) * WHITE_D65[0]
-    Y = _f_inv(fy)
-    Z = _f_inv(fy - b / 200.0) * WHITE_D65[2]
-    m = RGB_FROM_XYZ
-    return (
-        m[0][0] * X + m[0][1] * Y + m[0][2] * Z,
-        m[1][0] * X + m[1][1] * Y + m[1][2] * Z,
-        m[2][0] * X + m[2][1] * Y + m[2][2] * Z,
-    )
+def lab_to_rgb_keep_L(x):
+    """LAB (..., 3, H, W) -> sRGB in [0, 1], desaturating out-of-gamut colours at constant L*.
 
-
-def lab_to_rgb_keep_L(x, iters: int = 8, tol: float = 1e-5):
-    """LAB (..., 3, H, W) -> sRGB in [0, 1], reducing chroma instead of clipping.
-
-    Where (L*, a*, b*) lies outside the sRGB gamut, a* and b* are scaled down
-    (same hue, bisection over the scale, ``iters`` steps) until it fits, so the
-    result keeps the requested L* exactly; per-channel clipping (scikit-image's
-    way, :func:`lab_to_rgb`) would change L* in highlights and shadows. Only the
-    out-of-gamut pixels pay for the search.
+    Per-channel clipping (scikit-image's way, :func:`lab_to_rgb`) changes L* where
+    a colour is out of gamut (bright highlights, deep shadows). Here such a
+    colour is moved in linear RGB along the line towards the gray of the same
+    luminance, ``(Y, Y, Y)``, just far enough to fit: luminance Y is linear in
+    linear RGB, so Y (and therefore L*) is kept exactly, and the hue nearly so.
+    One closed-form pass, no search.
     """
     import torch
 
     x = _as_float(x)
     L, a, b = x.unbind(-3)
-    lin = torch.stack(_lab_to_linear(L, a, b), dim=-3)
-    bad = ((lin < -tol) | (lin > 1.0 + tol)).any(dim=-3)
-    if bool(bad.any()):
-        Lb, ab_a, ab_b = L[bad], a[bad], b[bad]
-        lo = torch.zeros_like(Lb)
-        hi = torch.ones_like(Lb)
-        for _ in range(iters):
-            mid = (lo + hi) * 0.5
-            r, g, bl = _lab_to_linear(Lb, ab_a * mid, ab_b * mid)
-            ok = (r >= -tol) & (r <= 1 + tol) & (g >= -tol) & (g <= 1 + tol) & (bl >= -tol) & (bl <= 1 + tol)
-            lo = torch.where(ok, mid, lo)
-            hi = torch.where(ok, hi, mid)
-        fixed = _lab_to_linear(Lb, ab_a * lo, ab_b * lo)
-        chans = list(lin.unbind(-3))
-        for c in range(3):
-            chans[c] = chans[c].clone()
-            chans[c][bad] = fixed[c]
-        lin = torch.stack(chans, dim=-3)
+    fy = (L + 16.0) / 116.0
+    Y = _f_inv(fy).clamp_(0.0, 1.0)
+    X = _f_inv(a / 500.0 + fy).mul_(WHITE_D65[0])
+    Z = _f_inv(fy - b / 200.0).mul_(WHITE_D65[2])
+    m = RGB_FROM_XYZ
+    lin = torch.stack(
+        (
+            m[0][0] * X + m[0][1] * Y + m[0][2] * Z,
+            m[1][0] * X + m[1][1] * Y + m[1][2] * Z,
+            m[2][0] * X + m[2][1] * Y + m[2][2] * Z,
+        ),
+        dim=-3,
+    )
+    hi = lin.amax(dim=-3)
+    lo = lin.amin(dim=-3)
+    tiny = 1e-12
+    s_hi = torch.where(hi > 1.0, (1.0 - Y) / (hi - Y).clamp_(min=tiny), torch.ones_like(Y))
+    s_lo = torch.where(lo < 0.0, Y / (Y - lo).clamp_(min=tiny), torch.ones_like(Y))
+    s = torch.minimum(s_hi, s_lo).clamp_(0.0, 1.0).unsqueeze(-3)
+    Yc = Y.unsqueeze(-3)
+    lin = (lin - Yc).mul_(s).add_(Yc)
     return _linear_to_srgb(lin.clamp_(0.0, 1.0)).clamp_(0.0, 1.0)
 
 

@@ -101,3 +101,21 @@ def test_L_to_gray_inverts_gray_to_L():
     gray = color.L_to_gray(L)
     lab = color.rgb_to_lab(gray.view(1, 4, 1).expand(3, 4, 1))
     assert torch.allclose(lab[0, :, 0], L, atol=1e-3)
+
+
+def test_keep_L_desaturates_out_of_gamut_at_constant_L():
+    rng = np.random.default_rng(2)
+    lab = rng.uniform([0, -128, -128], [100, 127, 127], (30, 30, 3)).astype(np.float32)
+    lab[0, 0] = (100, 40, 40)  # impossible: white with chroma
+    lab[0, 1] = (0, -30, 30)
+    lab[1, 0] = (50, 5, -5)  # in gamut: unchanged
+    t = _t(lab)
+    out = color.lab_to_rgb_keep_L(t)
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    back = color.rgb_to_lab(out)
+    assert (back[0] - t[0]).abs().max() < 1e-2  # L* kept everywhere
+    clipped = color.lab_to_rgb(t)
+    assert (color.rgb_to_lab(clipped)[0] - t[0]).abs().max() > 5  # clipping would not keep it
+    inside = (color.rgb_to_lab(clipped) - t).abs().amax(0) < 1e-3
+    assert (out - clipped).abs().amax(0)[inside].max() < 1e-3
+    assert torch.allclose(out[:, 0, 0], torch.ones(3), atol=1e-4)
