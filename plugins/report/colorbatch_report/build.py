@@ -71,15 +71,14 @@ def build_model(data: RunData, out: Path, *, title: str | None, thumbs: Thumbnai
         return [x for x in got if x is not None]
 
     # every item we could show, in a stable order: saved first (run order), then
-    # items only the step thumbnailed, then metrics rows
-    candidates: dict[str, None] = {}
-    for item in data.saved:
-        candidates[item] = None
-    for item in thumbs.index:
-        candidates.setdefault(item, None)
-    if not candidates:
-        pass
-    pool = list(candidates)
+    # items that only have thumbnails
+    if thumbs.gallery:
+        pool = list(thumbs.gallery)  # the report step's sample
+    else:
+        candidates: dict[str, None] = dict.fromkeys(data.saved)
+        for item in thumbs.index:
+            candidates.setdefault(item, None)
+        pool = list(candidates)
     chosen = sample_evenly(pool, max(0, int(max_gallery)))
     gallery = entries(chosen)
     best_e = entries(r["item"] for r in best)

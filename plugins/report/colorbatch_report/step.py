@@ -75,6 +75,7 @@ class ReportStep(Step):
         self.rng = random.Random(0)
         self.seen = 0
         self.sample: list[str] = []
+        self.position: dict[str, int] = {}
         self.best: list[tuple] = []  # min-heap of (score, seq, id): the k highest scores
         self.worst: list[tuple] = []  # min-heap of (-score, seq, id): the k lowest scores
         self.rank: tuple[str, bool] | None = None
@@ -131,12 +132,14 @@ class ReportStep(Step):
                         evicted.append(heapq.heapreplace(heap, entry)[2])
                         wanted = True
         if wanted:
+            self.position[key] = self.seen
             self.thumbs.add_arrays(key, L=item.L, rgb=item.rgb, output=item.output)
         if evicted:
             keep = self._keep()
             for old in evicted:
                 if old not in keep:
                     self.thumbs.forget(old)
+                    self.position.pop(old, None)
 
     # ---- the report -------------------------------------------------------------
     def _summary(self) -> dict:
@@ -217,9 +220,9 @@ class ReportStep(Step):
         for item in list(self.thumbs.index):
             if item not in keep:
                 self.thumbs.forget(item)
-        data.saved = {k: v for k, v in data.saved.items() if k in self.sample}
-        for key in self.sample:
-            data.saved.setdefault(key, {"item": key})
+        # the gallery is this step's sample, in stream order (kept in thumbs/index.json,
+        # so `colorbatch report` shows the same one)
+        self.thumbs.gallery = sorted(self.sample, key=lambda k: self.position.get(k, 0))
         if self.thumb_errors:
             data.notes.append(f"{self.thumb_errors} item(s) had no thumbnail (see the run's warnings)")
         self.written = build.write_report(
@@ -232,6 +235,8 @@ class ReportStep(Step):
     def close(self) -> None:
         if not self.active:
             return
+        if id(self.ctx) not in LIVE and not getattr(self.ctx, "write_run_files", False):
+            return  # built outside a run (a dry run lists inputs): write nothing
         try:
             self.write()
         except Exception as exc:  # noqa: BLE001 - a report never fails a run

@@ -122,6 +122,7 @@ class Thumbnails:
         self.fmt = fmt
         self.quality = quality
         self.index: dict[str, dict[str, str]] = {}
+        self.gallery: list[str] | None = None  # set by the report step: its sample, in order
 
     # ---- index --------------------------------------------------------------
     def load_index(self) -> None:
@@ -131,6 +132,8 @@ class Thumbnails:
             return
         if not isinstance(data, dict) or data.get("size") != self.size or data.get("format") != self.fmt:
             return  # different settings: rebuild as needed
+        if isinstance(data.get("gallery"), list):
+            self.gallery = [g for g in data["gallery"] if isinstance(g, str)]
         items = data.get("items")
         if isinstance(items, dict):
             for item, roles in items.items():
@@ -142,6 +145,8 @@ class Thumbnails:
 
     def save_index(self) -> None:
         data = {"size": self.size, "format": self.fmt, "items": self.index}
+        if self.gallery is not None:
+            data["gallery"] = self.gallery
         atomic_write_bytes(self.folder / INDEX, json.dumps(data).encode("utf-8"))
 
     def forget(self, item: str) -> None:

@@ -191,3 +191,19 @@ def test_sample_evenly():
     assert sample_evenly(list(range(10)), 3) == [0, 4, 9]  # round(4.5) == 4
     assert sample_evenly(list(range(3)), 5) == [0, 1, 2]
     assert sample_evenly(list(range(100)), 0) == []
+
+
+def test_gray_inputs_have_no_ground_truth_and_webp_works(tmp_path, parse_report):
+    from PIL import Image
+
+    make_run_folder(tmp_path / "run", items=3, images=3, files=("run.json", "events.jsonl"))
+    for src in (tmp_path / "run" / "inputs").rglob("*.png"):
+        Image.open(src).convert("L").save(src)  # the archive case: gray scans
+    html = build_from_folder(tmp_path / "run", thumbnail_format="webp", thumbnail_size=40)
+    p = parse_report(html)
+    _images_exist(html, p)
+    assert p.imgs and all(src.endswith(".webp") for src in p.imgs)
+    assert not any("-truth." in src for src in p.imgs)
+    assert any("-gray." in src for src in p.imgs) and any("-color." in src for src in p.imgs)
+    with Image.open(html.parent / p.imgs[0]) as im:
+        assert im.format == "WEBP" and max(im.size) <= 40

@@ -112,9 +112,11 @@ def test_report_step_samples_and_prunes(tmp_path, parse_report):
     assert files == referenced, "evicted thumbnails must be deleted"
     p = parse_report(out / "index.html")
     rep = json.loads((out / "report.json").read_text())
-    assert rep["gallery"]["shown"] <= 4 + 12 and len(index) <= 4 + 12
+    assert len(index) <= 4 + 12
     best = [b["item"] for b in rep["evaluation"]["best"]]
     assert best[0] == "img_29.png"
+    gallery = p.cards[12:]  # after 6 best and 6 worst: the step's sample, in stream order
+    assert len(gallery) == 4 and gallery == sorted(gallery) and rep["gallery"] == {"shown": 4, "total": 4}
     for item in best + [w["item"] for w in rep["evaluation"]["worst"]]:
         assert item in index  # best and worst always have pictures
     for src in p.imgs:
