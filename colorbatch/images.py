@@ -470,9 +470,11 @@ def decode_item(item, max_pixels: int | None = None, draft: tuple[int, int] | No
 
 def L_to_gray(L: np.ndarray) -> np.ndarray:
     """L* (0..100) -> uint8 sRGB gray whose L* equals ``L`` (a* = b* = 0)."""
-    L = np.asarray(L, dtype=np.float32)
-    rgb = _color().lab_to_rgb_np(L, np.zeros(L.shape + (2,), dtype=np.float32))
-    g = np.asarray(rgb, dtype=np.float32)[..., 0]
+    import torch
+
+    L = np.ascontiguousarray(L, dtype=np.float32)
+    with torch.inference_mode():
+        g = _color().L_to_gray(torch.from_numpy(L)).numpy()
     return np.clip(np.rint(g * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -536,7 +538,7 @@ def write_image(
         info.add_text("Software", software)
         for key, value in (metadata or {}).items():
             info.add_itxt(f"colorbatch:{key}", value if isinstance(value, str) else json.dumps(value, default=str))
-        kwargs.update(pnginfo=info, optimize=False, compress_level=6)
+        kwargs.update(pnginfo=info, optimize=False, compress_level=4)
     elif pil_format in ("JPEG", "WEBP"):
         exif = Image.Exif()
         exif[0x0131] = software
