@@ -89,8 +89,9 @@ def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    # a frozen encoder leaves parameters without gradients: tell DDP not to wait for them
-    return DDP(model, device_ids=ids, find_unused_parameters=False, broadcast_buffers=False)
+    # parameters stay identical on every rank (gradients are averaged); BatchNorm running
+    # statistics of the decoder are per rank, and rank 0's are the ones checkpointed
+    return DDP(model, device_ids=ids)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
