@@ -1,0 +1,245 @@
+"""Colorize speed and memory: the model alone, the full pipeline, a naive loop.
+
+    python benchmarks/colorize.py FOLDER [--size 256] [--batch-size 8] [--encoder efficientnet-lite0]
+                                  [--megapixels 2] [--limit 24] [--naive-limit 6] [--huge]
+
+FOLDER holds images (JPEG photos). With ``--megapixels M`` each is first
+upscaled to about M megapixels (photos for the targets are 1-3 MP; small
+development photos can stand in for them this way). The model is untrained
+(``encoder_weights = "none"``): speed does not depend on the weights.
+
+Measures images/s for
+  (a) the model alone on ready (B, 1, h, w) tensors at the network size,
+  (b) the full ``colorbatch colorize`` pipeline from files to files (a
+      subprocess, default workers; includes model loading),
+  (c) a naive reference loop: PIL open, skimage rgb2lab, batch 1, skimage
+      resize of a*b* and lab2rgb at full resolution, PIL save,
+plus the peak resident memory of the pipeline process, the decoder/encoder cost
+ratio, and with ``--huge`` the peak memory for one 50-megapixel gray image.
+The last line is one JSON object.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EXTS = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
+
+
+def _images(folder: Path, limit: int):
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in EXTS and p.is_file())
+    return files[:limit]
+
+
+def _prepare_inputs(files, megapixels, dest: Path):
+    from PIL import Image
+
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, f in enumerate(files):
+        with Image.open(f) as im:
+            im = im.convert("RGB")
+            if megapixels:
+                s = (megapixels * 1e6 / (im.width * im.height)) ** 0.5
+                im = im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
+            p = dest / f"{i:03d}-{f.stem}.jpg"
+            im.save(p, quality=92)
+            out.append(p)
+    return out
+
+
+def bench_model(model, shape, batch, seconds=12.0):
+    import torch
+
+    from colorbatch.colorizer import pad_batch
+
+    x = pad_batch([torch.rand(1, *shape) for _ in range(batch)]).contiguous(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        model(x)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds or n < 2:
+            model(x)
+            n += 1
+        full = (time.perf_counter() - t0) / n
+        model.encoder(x)
+        m, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 2 or m < 2:
+            model.encoder(x)
+            m += 1
+        enc = (time.perf_counter() - t0) / m
+    return batch / full, (full - enc) / enc, tuple(x.shape)
+
+
+def flops_ratio(model, shape):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.rand(1, 1, *shape)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as fc:
+            feats = model.encoder(x)
+        enc = fc.get_total_flops()
+        with FlopCounterMode(display=False) as fc:
+            model.decoder(feats, tuple(shape))
+        return enc / 1e9, fc.get_total_flops() / 1e9
+
+
+def bench_pipeline(inputs_dir, ckpt, args, out_dir):
+    cmd = [sys.executable, "-m", "colorbatch", "colorize", str(inputs_dir), "--out", str(out_dir),
+           "--model", str(ckpt), "--size", str(args.size), "--batch-size", str(args.batch_size), "--json"]
+    if args.workers is not None:
+        cmd += ["--workers", str(args.workers)]
+    env = {**os.environ, "COLORBATCH_NO_PLUGINS": "1"}
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t0
+    if r.returncode not in (0, 1):
+        raise SystemExit(f"pipeline failed ({r.returncode}): {r.stderr[-2000:]}")
+    summary = json.loads(r.stdout)
+    return summary, wall
+
+
+def peak_child_rss_mb():
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+
+
+def bench_naive(files, model, size, out_dir):
+    import numpy as np
+    import torch
+    from PIL import Image
+    from skimage import color, transform
+
+    from colorbatch.colorizer import net_shape
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    for f in files:
+        rgb = np.asarray(Image.open(f).convert("RGB"), dtype=np.float64) / 255.0
+        L = color.rgb2lab(rgb)[..., 0]
+        h, w = net_shape(*L.shape, size)
+        small = transform.resize(L / 100.0, (h, w), anti_aliasing=True)
+        with torch.inference_mode():
+            ab = model(torch.from_numpy(small).float()[None, None])[0].numpy() * 128.0
+        ab = transform.resize(ab.transpose(1, 2, 0), L.shape, order=1)
+        out = color.lab2rgb(np.dstack([L, ab]))
+        Image.fromarray((out * 255).round().astype(np.uint8)).save(out_dir / f.name, quality=95)
+    return len(files) / (time.perf_counter() - t0)
+
+
+def huge_rss(ckpt, size, tmp: Path):
+    """Peak RSS (MB) of colorizing one 50-megapixel gray JPEG, in a fresh process."""
+    import numpy as np
+    from PIL import Image
+
+    src = tmp / "huge"
+    src.mkdir()
+    w, h = 8660, 5774  # 50.0 MP
+    y = np.linspace(0, 255, h, dtype=np.float32)[:, None]
+    x = np.linspace(0, 255, w, dtype=np.float32)[None, :]
+    img = ((x * 0.6 + y * 0.4) % 256).astype(np.uint8)
+    Image.fromarray(img, "L").save(src / "huge.jpg", quality=90)
+    del img
+    code = (
+        "import json,resource,subprocess,sys\n"
+        f"r=subprocess.run([sys.executable,'-m','colorbatch','colorize',{str(src)!r},'--out',{str(tmp / 'huge-out')!r},"
+        f"'--model',{str(ckpt)!r},'--size','{size}','--json'],capture_output=True,text=True)\n"
+        "s=json.loads(r.stdout)\n"
+        "print(json.dumps({'ok':s['ok'],'failed':s['failed'],'seconds':s['seconds'],"
+        "'peak_rss_mb':resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss/1024}))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "COLORBATCH_NO_PLUGINS": "1", "COLORBATCH_MAX_PIXELS": "0"})
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--encoder", default="efficientnet-lite0")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--megapixels", type=float, default=2.0, help="upscale inputs to ~M MP (0: as they are)")
+    ap.add_argument("--limit", type=int, default=24)
+    ap.add_argument("--naive-limit", type=int, default=6)
+    ap.add_argument("--model-seconds", type=float, default=10.0)
+    ap.add_argument("--huge", action="store_true", help="also measure one 50 MP gray image")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from colorbatch.colorizer import net_shape
+    from colorbatch.device import cpu_cores
+    from colorbatch.models import build_model
+    from colorbatch.models.checkpoint import save_checkpoint
+
+    torch.set_num_threads(cpu_cores())
+    files = _images(args.folder, args.limit)
+    if not files:
+        raise SystemExit(f"{args.folder}: no images")
+    result = {}
+    with tempfile.TemporaryDirectory(prefix="colorbatch-bench-") as tmpname:
+        tmp = Path(tmpname)
+        inputs = _prepare_inputs(files, args.megapixels, tmp / "in")
+        from PIL import Image
+
+        with Image.open(inputs[0]) as im:
+            full = (im.height, im.width)
+        mp = sum(Image.open(p).width * Image.open(p).height for p in inputs) / len(inputs) / 1e6
+        shape = net_shape(*full, args.size)
+        torch.manual_seed(0)
+        model = build_model(args.encoder, "none").eval()
+        ckpt = save_checkpoint(tmp / "model.safetensors", model, {"benchmark": True})
+        print(f"{len(inputs)} images, {mp:.2f} MP on average; network input {shape} (size {args.size}); "
+              f"encoder {args.encoder}; {cpu_cores()} cores", flush=True)
+
+        gflop_enc, gflop_dec = flops_ratio(model, shape)
+        model_img_s, dec_time_ratio, xshape = bench_model(model, shape, args.batch_size, args.model_seconds)
+        print(f"(a) model alone, batch {xshape}: {model_img_s:.2f} img/s; decoder/encoder cost: "
+              f"{gflop_dec / gflop_enc:.2f}x in FLOPs ({gflop_enc:.2f} vs {gflop_dec:.2f} GFLOP/img), "
+              f"{dec_time_ratio:.2f}x in time", flush=True)
+
+        summary, wall = bench_pipeline(tmp / "in", ckpt, args, tmp / "out")
+        pipeline_img_s = summary["ok"] / summary["seconds"]
+        peak = peak_child_rss_mb()
+        print(f"(b) pipeline files->files: {summary['ok']} ok, {summary['failed']} failed in "
+              f"{summary['seconds']:.1f} s = {pipeline_img_s:.2f} img/s ({wall:.1f} s with start-up); "
+              f"peak RSS {peak:.0f} MB", flush=True)
+
+        torch.set_num_threads(cpu_cores())
+        naive_files = inputs[: args.naive_limit]
+        naive_img_s = bench_naive(naive_files, model, args.size, tmp / "naive")
+        print(f"(c) naive loop ({len(naive_files)} images): {naive_img_s:.2f} img/s", flush=True)
+        print(f"pipeline / model = {pipeline_img_s / model_img_s:.2f} (target >= 0.6); "
+              f"pipeline / naive = {pipeline_img_s / naive_img_s:.2f} (target >= 3)", flush=True)
+        result = {
+            "model_img_s": round(model_img_s, 3),
+            "pipeline_img_s": round(pipeline_img_s, 3),
+            "naive_img_s": round(naive_img_s, 3),
+            "peak_rss_mb": round(peak, 1),
+            "images": len(inputs),
+            "megapixels": round(mp, 2),
+            "encoder": args.encoder,
+            "size": args.size,
+            "decoder_flops_ratio": round(gflop_dec / gflop_enc, 3),
+            "decoder_time_ratio": round(dec_time_ratio, 3),
+        }
+        if args.huge:
+            h = huge_rss(ckpt, args.size, tmp)
+            print(f"50 MP gray image: {h['ok']} ok in {h['seconds']:.1f} s, peak RSS {h['peak_rss_mb']:.0f} MB "
+                  "(target < 2048)", flush=True)
+            result["huge_50mp_peak_rss_mb"] = round(h["peak_rss_mb"], 1)
+            result["huge_50mp_seconds"] = h["seconds"]
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
