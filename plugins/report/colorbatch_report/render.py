@@ -324,13 +324,16 @@ def _gallery(m: dict) -> str:
         return ""
     total = m["gallery_total"]
     note = f"{len(gal)} of {total} images (evenly sampled)" if total > len(gal) else f"{len(gal)} images"
+    def pager(pid):
+        return (f'<div class="pager" id="{pid}" hidden><button class="prev" type="button">previous</button>'
+                '<span class="where"></span><button class="next" type="button">next</button></div>')
+
     out = [f'<section id="gallery"><h2>Gallery</h2><p class="muted">{note}; drag a slider to compare '
-           'the gray input with the colorized result.</p>',
-           '<div class="pager" id="gallery-pager" hidden><button class="prev" type="button">previous</button>'
-           '<span class="where"></span><button class="next" type="button">next</button></div>',
-           f'<div class="grid-cards" id="gallery-grid" data-page-size="{PAGE_SIZE}" data-pager="gallery-pager">']
+           'the gray input with the colorized result.</p>', pager("gallery-pager"),
+           f'<div class="grid-cards" id="gallery-grid" data-page-size="{PAGE_SIZE}" '
+           'data-pager="gallery-pager gallery-pager-bottom">']
     out.extend(card(x) for x in gal)
-    out.append("</div></section>")
+    out.append("</div>" + pager("gallery-pager-bottom") + "</section>")
     return "".join(out)
 
 

@@ -99,11 +99,13 @@ def test_gallery_pages(page):
       const first = visible();
       document.querySelector('#gallery-pager .next').click();
       const second = visible();
-      return {n: cards.length, first, second, where: document.querySelector('#gallery-pager .where').textContent};
+      const where = document.querySelector('#gallery-pager-bottom .where').textContent;
+      document.querySelector('#gallery-pager-bottom .prev').click();
+      return {n: cards.length, first, second, where, back: visible()};
     })()""")
     assert res["n"] == 30 and len(res["first"]) == 24 and len(res["second"]) == 6
     assert not set(res["first"]) & set(res["second"])
-    assert res["where"] == "page 2 of 2"
+    assert res["where"] == "page 2 of 2" and res["back"] == res["first"]
 
 
 def test_no_console_errors(page):
@@ -122,7 +124,8 @@ def test_checker_sees_broken_images_and_errors(tmp_path):
         b.navigate(html.resolve().as_uri())
         images = b.js(LOAD_ALL_IMAGES, await_promise=True)
         # one page only: the pagers are hidden
-        assert b.js("['metrics-pager', 'gallery-pager'].map(i => document.getElementById(i).offsetParent)") == [None, None]
+        pagers = "['metrics-pager', 'gallery-pager', 'gallery-pager-bottom']"
+        assert b.js(pagers + ".map(i => document.getElementById(i).offsetParent)") == [None, None, None]
         b.js("setTimeout(() => { throw new Error('boom'); }, 0); console.error('bad thing')")
         b.js("new Promise(r => setTimeout(r, 100))", await_promise=True)
         errors = b.console_errors()

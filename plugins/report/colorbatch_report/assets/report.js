@@ -122,23 +122,26 @@
     var size = Number(grid.getAttribute("data-page-size")) || 24;
     var cards = grid.querySelectorAll("figure.card");
     var pages = Math.max(1, Math.ceil(cards.length / size));
-    var pager = document.getElementById(grid.getAttribute("data-pager"));
+    var pagers = (grid.getAttribute("data-pager") || "").split(" ").map(function (id) {
+      return document.getElementById(id);
+    }).filter(Boolean);
     var page = 0;
-    function show(p) {
+    function show(p, scroll) {
       page = Math.max(0, Math.min(pages - 1, p));
       cards.forEach(function (c, i) { c.classList.toggle("hidden", Math.floor(i / size) !== page); });
-      if (pager) {
+      pagers.forEach(function (pager) {
         pager.querySelector(".where").textContent = "page " + (page + 1) + " of " + pages;
         pager.querySelector(".prev").disabled = page === 0;
         pager.querySelector(".next").disabled = page === pages - 1;
-      }
+      });
+      if (scroll && pagers.length) pagers[0].scrollIntoView({ block: "start" });
     }
-    if (pager) {
+    pagers.forEach(function (pager, k) {
       pager.hidden = pages < 2;
-      pager.querySelector(".prev").addEventListener("click", function () { show(page - 1); });
-      pager.querySelector(".next").addEventListener("click", function () { show(page + 1); });
-    }
-    show(0);
+      pager.querySelector(".prev").addEventListener("click", function () { show(page - 1, k > 0); });
+      pager.querySelector(".next").addEventListener("click", function () { show(page + 1, k > 0); });
+    });
+    show(0, false);
   }
   document.querySelectorAll(".grid-cards[data-page-size]").forEach(paginate);
 })();
