@@ -288,3 +288,27 @@ def test_write_image_is_atomic(tmp_path, monkeypatch):
 def test_write_image_refuses_unknown_formats(tmp_path):
     with pytest.raises(ColorbatchError, match="png, jpg, webp, tiff"):
         write_image(tmp_path / "x.bmp", np.zeros((2, 2), np.uint8))
+
+
+@pytest.mark.parametrize(
+    "mode, suffix",
+    [("1", ".png"), ("L", ".png"), ("LA", ".png"), ("P", ".png"), ("RGB", ".jpg"), ("RGBA", ".png"),
+     ("CMYK", ".jpg"), ("I;16", ".png"), ("I", ".tif"), ("F", ".tif")],
+)
+def test_tiny_image_fixture_writes_every_mode(tiny_image, mode, suffix):
+    path = tiny_image(f"m{suffix}", size=(20, 10), mode=mode)
+    with Image.open(path) as im:
+        assert im.size == (20, 10)
+    assert read_image(path).size == (20, 10)
+
+
+def test_recipe_text_round_trips_through_toml():
+    import tomllib
+
+    from colorbatch.testing import recipe_text
+
+    steps = [("load", {"source": "dir with spaces/ü", "extensions": [".jpg"], "limit": 3}), {"uses": "save", "with": {"out": "o", "quality": 0.5, "overwrite": True}}]
+    data = tomllib.loads(recipe_text(steps, name="t", run_dir="runs/x"))
+    assert data["schema_version"] == 1 and data["name"] == "t" and data["run_dir"] == "runs/x"
+    assert data["steps"][0] == {"uses": "load", "with": {"source": "dir with spaces/ü", "extensions": [".jpg"], "limit": 3}}
+    assert data["steps"][1]["with"]["overwrite"] is True
