@@ -117,6 +117,8 @@ class _Handler:
         kind = event.event_type
         if kind in ("deleted", "opened", "closed_no_write"):
             return
+        if event.is_directory and kind not in ("created", "moved"):
+            return  # a folder "modified" is just a file created in it: that file has its own event
         if kind == "moved":
             path, moved = event.dest_path, True
         else:
@@ -218,14 +220,18 @@ class FolderWatcher:
                 batch.append(self.events.get_nowait())
             except queue.Empty:
                 break
+        folders: set[Path] = set()
         for raw, moved, is_dir in batch:
             path = Path(raw)
-            if is_dir:
-                if not self.filter.excluded_dir(path) and self.filter.relative(path) is not None:
-                    self._rescan(path)  # a folder moved in brings its files
+            if is_dir:  # a folder created or moved in: its files may have no events of their own
+                if not self.filter.excluded_dir(path) and self.filter.relative(path) not in (None, "", "."):
+                    folders.add(path)
                 continue
             if self.filter.accepts(path):
                 self._consider(path, moved)
+        for folder in sorted(folders):
+            if not any(p in folders for p in folder.parents):  # a parent's scan covers it
+                self._rescan(folder)
 
     # ---- the stream -----------------------------------------------------
     def _make_item(self, path: Path, key) -> Item | None:
