@@ -70,19 +70,21 @@ _LUTS: dict[str, np.ndarray] = {}
 
 def _luts() -> dict[str, np.ndarray]:
     """Lookup tables for 8-bit frames: L* of a gray level (indexed by r+g+b,
-    0..765, built with the core's helper so both agree) and sRGB -> linear."""
+    0..765) and sRGB -> linear; numpy only (the core's helpers agree to ~1e-3)."""
     if not _LUTS:
-        levels = (np.arange(766, dtype=np.float32) / 765.0)[None, :]
-        _LUTS["gray_L"] = np.asarray(lab.gray_to_L(levels), np.float32)[0]
         c = np.arange(256, dtype=np.float64) / 255.0
         _LUTS["linear"] = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        g = np.arange(766, dtype=np.float64) / 765.0
+        lin = np.where(g <= 0.04045, g / 12.92, ((g + 0.055) / 1.055) ** 2.4)
+        f = np.where(lin > 216 / 24389, np.cbrt(lin), (24389 / 27 * lin + 16) / 116)
+        _LUTS["gray_L"] = (116 * f - 16).astype(np.float32)
     return _LUTS
 
 
 def _rgb8_to_L(u8: np.ndarray) -> np.ndarray:
     """L* (D65) of 8-bit sRGB pixels, in numpy (fast, matches the core to ~1e-4)."""
     lin = _luts()["linear"]
-    y = 0.2126729 * lin[u8[..., 0]] + 0.7151522 * lin[u8[..., 1]] + 0.0721750 * lin[u8[..., 2]]
+    y = 0.212671 * lin[u8[..., 0]] + 0.715160 * lin[u8[..., 1]] + 0.072169 * lin[u8[..., 2]]
     f = np.where(y > 216 / 24389, np.cbrt(y), (24389 / 27 * y + 16) / 116)
     return (116 * f - 16).astype(np.float32)
 

@@ -214,3 +214,23 @@ def test_mixed_folder_photos_and_video(tmp_path, clip):
     assert summary["failed"] == 0
     assert (out / "photo.png").is_file() and (out / "sub" / "film.mp4").is_file()
     assert read_info(out / "sub" / "film.mp4").packets == 50
+
+
+def test_numpy_lab_helpers_match_the_core():
+    torch = pytest.importorskip("torch")
+    from colorbatch import color
+
+    from colorbatch_video.source import _rgb8_to_L, decode_frame
+
+    rng = np.random.default_rng(1)
+    L = rng.uniform(0, 100, (32, 40)).astype(np.float32)
+    ab = rng.uniform(-100, 100, (32, 40, 2)).astype(np.float32)
+    assert np.abs(lab.lab_to_rgb(L, ab) - color.lab_to_rgb_np(L, ab)).max() < 1e-4
+    lab_t = torch.from_numpy(np.concatenate([L[None], ab.transpose(2, 0, 1)], 0))
+    keep = color.lab_to_rgb_keep_L(lab_t).numpy().transpose(1, 2, 0)
+    assert np.abs(lab.lab_to_rgb_keep_L(L, ab) - keep).max() < 1e-4
+    u8 = rng.integers(0, 256, (16, 24, 3)).astype(np.uint8)
+    assert np.abs(_rgb8_to_L(u8) - color.rgb_to_L_np(u8 / 255.0)).max() < 1e-3
+    gray = np.repeat(u8[..., :1], 3, axis=2)
+    rgb, Lg = decode_frame(gray.tobytes(), 24, 16)
+    assert rgb is None and np.abs(Lg - color.gray_to_L_np(u8[..., 0] / 255.0)).max() < 1e-3
