@@ -231,6 +231,15 @@ def _tiff_rgb16(im) -> bool:
     return bool(bits) and isinstance(bits, tuple) and len(bits) >= 3 and all(b == 16 for b in bits[:3])
 
 
+def _png_bit_depth(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(25)
+    except OSError:
+        return 0
+    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 0
+
+
 _ORIENT_OPS = {
     2: lambda a: a[:, ::-1],
     3: lambda a: a[::-1, ::-1],
@@ -328,6 +337,8 @@ def read_image(path, *, max_pixels: int | None = None, draft: tuple[int, int] | 
         except Exception:  # noqa: BLE001
             notes.append("EXIF data unreadable; orientation ignored")
 
+        if im.format == "PNG" and im.mode in ("RGB", "RGBA") and _png_bit_depth(path) == 16:
+            notes.append("16-bit colour PNG read at 8-bit precision")
         if im.format == "TIFF" and _tiff_rgb16(im):
             px16 = _read_tiff16_rgb(path, orientation, notes)
             if px16 is not None:
