@@ -224,7 +224,7 @@ def _exit_code(session, summary, once: bool) -> int:
         return int(ExitCode.INTERRUPTED)
     if session.stop_signal == signal.SIGINT:
         return int(ExitCode.INTERRUPTED)
-    if session.stop_signal == signal.SIGTERM:
+    if session.stop_signal in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         return int(ExitCode.OK)
     if once and session.counts["failed"]:
         return int(ExitCode.ITEMS_FAILED)

@@ -220,7 +220,8 @@ class SettleTracker:
 
     def waiting_for_content(self) -> int:
         """How many pending files are empty (never complete until written to)."""
-        return sum(1 for e in self._pending.values() if e.key is not None and e.key.size == 0)
+        entries = list(self._pending.values())  # an atomic copy: the status line reads from another thread
+        return sum(1 for e in entries if e.key is not None and e.key.size == 0)
 
     def paths(self) -> list[Path]:
         return list(self._pending)

@@ -225,13 +225,16 @@ class WatchSession:
         if not self.done_times:
             return 0.0
         now = time.monotonic()
-        recent = [t for t in self.done_times if now - t <= window]
+        recent = [t for t in list(self.done_times) if now - t <= window]  # list(): atomic copy (status thread)
         if not recent:
             return 0.0
-        return len(recent) / max(now - recent[0], 1.0)
+        return len(recent) / max(recent[-1] - recent[0], 1.0)  # while busy, not diluted by idle time
 
     def pending(self) -> int:
-        return len(self.inflight) + len(self.retry_queue)
+        """Files seen and not finished: settling, waiting for a retry, or in the pipeline."""
+        tracker = self.watcher.tracker if self.watcher is not None else None
+        settling = len(tracker) - tracker.waiting_for_content() if tracker is not None else 0
+        return settling + len(self.inflight) + len(self.retry_queue)
 
     def stats(self) -> dict:
         c = self.counts
@@ -277,8 +280,12 @@ class WatchSession:
         """SIGTERM and SIGINT ask for a clean stop; a second one abandons. Main thread only."""
         if threading.current_thread() is not threading.main_thread() or self._old_handlers:
             return False
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, getattr(signal, "SIGHUP", None)):
+            if sig is None:
+                continue
             try:
+                if sig == getattr(signal, "SIGHUP", None) and signal.getsignal(sig) is not signal.SIG_DFL:
+                    continue  # e.g. nohup: leave an ignored hang-up ignored
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
             except (ValueError, OSError):
                 pass

@@ -307,3 +307,35 @@ def test_burst_is_streamed_not_listed(tmp_path):
     assert wait_for(lambda: len(run.outputs) == 200, timeout=20)
     run.stop()
     assert set(run.outputs.values()) == {1}
+
+
+def test_polling_mode_and_a_folder_moved_in(tmp_path):
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    run = FakeRun(root, out, poll=True, poll_interval=0.2, rescan=60).start()
+    assert wait_for(lambda: SESSION_KEY in run.state)
+    staging = tmp_path / "staging" / "album"
+    staging.mkdir(parents=True)
+    for i in range(3):
+        (staging / f"p{i}.jpg").write_bytes(b"photo%d" % i)
+    os.replace(staging, root / "album")  # a whole folder moved into place
+    (root / "single.png").write_bytes(b"single")
+    assert wait_for(lambda: len(run.outputs) == 4)
+    run.stop()
+    assert sorted(run.outputs) == ["album/p0.jpg", "album/p1.jpg", "album/p2.jpg", "single.png"]
+    assert set(run.outputs.values()) == {1}
+
+
+def test_inotify_folder_moved_in_is_found_without_a_rescan(tmp_path):
+    root, out = tmp_path / "in", tmp_path / "out"
+    root.mkdir()
+    run = FakeRun(root, out, rescan=60).start()
+    time.sleep(0.5)
+    staging = tmp_path / "staging" / "album"
+    (staging / "deep").mkdir(parents=True)
+    (staging / "deep" / "a.png").write_bytes(b"a")
+    (staging / "b.png").write_bytes(b"b")
+    os.replace(staging, root / "album")
+    assert wait_for(lambda: len(run.outputs) == 2)
+    run.stop()
+    assert sorted(run.outputs) == ["album/b.png", "album/deep/a.png"]
