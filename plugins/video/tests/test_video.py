@@ -234,3 +234,20 @@ def test_numpy_lab_helpers_match_the_core():
     gray = np.repeat(u8[..., :1], 3, axis=2)
     rgb, Lg = decode_frame(gray.tobytes(), 24, 16)
     assert rgb is None and np.abs(Lg - color.gray_to_L_np(u8[..., 0] / 255.0)).max() < 1e-3
+
+
+def test_frames_recipe_smooth_export_assemble_in_one_run(clip, tmp_path):
+    frames, out = tmp_path / "frames", tmp_path / "film_color.mp4"
+    summary, _ = run_recipe([
+        {"uses": "load", "with": {"source": str(clip)}},
+        {"uses": "fake_colorize", "with": {}},
+        {"uses": "temporal_smooth", "with": {"strength": 0.7}},
+        {"uses": "video_export", "with": {"out": str(frames), "frames": "output", "pass_items": False}},
+        {"uses": "video_assemble", "with": {"frames": str(frames / "film"), "out": str(out),
+                                            "audio_from": str(clip)}},
+    ], tmp_path)
+    assert summary["failed"] == 0 and summary["status"] in ("ok", "items_failed")
+    info = read_info(out)
+    assert info.packets == 50 and info.fps == 25 and audio_md5(out) == audio_md5(clip)
+    a, b = _L(decode_all(clip)), _L(decode_all(out))
+    assert max(float(np.abs(x - y).mean()) for x, y in zip(a, b)) < 1.5
