@@ -223,6 +223,7 @@ class ReportStep(Step):
         # the gallery is this step's sample, in stream order (kept in thumbs/index.json,
         # so `colorbatch report` shows the same one)
         self.thumbs.gallery = sorted(self.sample, key=lambda k: self.position.get(k, 0))
+        self.thumbs.flush()
         if self.thumb_errors:
             data.notes.append(f"{self.thumb_errors} item(s) had no thumbnail (see the run's warnings)")
         self.written = build.write_report(

@@ -39,7 +39,8 @@ def to_uint8(arr):
     if arr.dtype == np.uint8:
         return arr
     if np.issubdtype(arr.dtype, np.floating):
-        return (np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        with np.errstate(invalid="ignore"):  # NaN -> 0
+            return (np.clip(arr, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     if arr.dtype == np.uint16:
         return (arr >> 8).astype(np.uint8)
     return np.clip(arr, 0, 255).astype(np.uint8)
@@ -51,20 +52,37 @@ def _srgb_encode(y):
     return np.where(y <= 0.0031308, 12.92 * y, 1.055 * np.power(y, 1 / 2.4) - 0.055)
 
 
+_LUTS: dict[str, object] = {}
+L_STEPS = 20  # L* look-up table resolution: 1/20 of a unit (gray error < 0.1/255)
+
+
+def _lut(name: str):
+    lut = _LUTS.get(name)
+    if lut is None:
+        np = _np()
+        if name == "L":  # L* (0..100, in 1/L_STEPS) -> uint8 sRGB gray of that lightness
+            L = np.arange(100 * L_STEPS + 1, dtype=np.float64) / L_STEPS
+            fy = (L + 16.0) / 116.0
+            lut = to_uint8(_srgb_encode(np.where(L > 8.0, fy**3, L / 903.3)))
+        else:  # "lin": uint8 sRGB -> linear light
+            c = np.arange(256, dtype=np.float64) / 255.0
+            lut = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        _LUTS[name] = lut
+    return lut
+
+
 def gray_from_L(L):
     """L* (0..100) as the sRGB gray of the same lightness, uint8."""
     np = _np()
-    L = np.asarray(L, dtype=np.float32)
-    fy = (L + 16.0) / 116.0
-    y = np.where(L > 8.0, fy**3, L / 903.3)
-    return to_uint8(_srgb_encode(y))
+    with np.errstate(invalid="ignore"):
+        idx = np.clip(np.asarray(L, dtype=np.float32) * L_STEPS + 0.5, 0, 100 * L_STEPS).astype(np.intp)
+    return _lut("L")[idx]
 
 
 def gray_from_rgb(rgb8):
     """An sRGB uint8 image as the gray of the same L* (what the model sees)."""
     np = _np()
-    c = rgb8.astype(np.float32) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    lin = _lut("lin")[rgb8[..., :3]]
     y = lin[..., 0] * 0.2126 + lin[..., 1] * 0.7152 + lin[..., 2] * 0.0722
     return to_uint8(_srgb_encode(y))
 
@@ -123,6 +141,7 @@ class Thumbnails:
         self.quality = quality
         self.index: dict[str, dict[str, str]] = {}
         self.gallery: list[str] | None = None  # set by the report step: its sample, in order
+        self.pending: dict[str, dict[str, bytes]] = {}  # encoded, not yet written
 
     # ---- index --------------------------------------------------------------
     def load_index(self) -> None:
@@ -150,6 +169,7 @@ class Thumbnails:
         atomic_write_bytes(self.folder / INDEX, json.dumps(data).encode("utf-8"))
 
     def forget(self, item: str) -> None:
+        self.pending.pop(item, None)
         for name in self.index.pop(item, {}).values():
             try:
                 (self.folder / name).unlink()
@@ -157,7 +177,16 @@ class Thumbnails:
                 pass
 
     # ---- writing ------------------------------------------------------------
-    def _write(self, item: str, role: str, arr) -> str:
+    def flush(self) -> None:
+        """Write the thumbnails kept in memory (see ``add_arrays``) to files."""
+        for item, roles in list(self.pending.items()):
+            for role, data in roles.items():
+                name = thumb_name(item, role, self.fmt)
+                atomic_write_bytes(self.folder / name, data)
+                self.index.setdefault(item, {})[role] = name
+        self.pending.clear()
+
+    def _write(self, item: str, role: str, arr, defer: bool = False) -> str:
         from PIL import Image
 
         img = Image.fromarray(arr)
@@ -172,23 +201,29 @@ class Thumbnails:
         else:
             img.save(buf, "JPEG", quality=self.quality, optimize=False)
         name = thumb_name(item, role, self.fmt)
+        if defer:
+            self.pending.setdefault(item, {})[role] = buf.getvalue()
+            return name
         atomic_write_bytes(self.folder / name, buf.getvalue())
         self.index.setdefault(item, {})[role] = name
         return name
 
-    def add_arrays(self, item: str, *, L=None, rgb=None, output=None) -> dict[str, str]:
-        """Thumbnails from an in-flight item's arrays (any may be None)."""
+    def add_arrays(self, item: str, *, L=None, rgb=None, output=None) -> None:
+        """Thumbnails from an in-flight item's arrays (any may be None).
+
+        They are encoded now but kept in memory (~2 kB each) until ``flush()``,
+        so items that a sample later drops never touch the disk.
+        """
         np = _np()
+        truth = to_uint8(_subsample(np.asarray(rgb), self.size))[..., :3] if rgb is not None else None
         if L is not None:
-            self._write(item, "gray", gray_from_L(_subsample(np.asarray(L), self.size)))
-        elif rgb is not None:
-            self._write(item, "gray", gray_from_rgb(to_uint8(_subsample(np.asarray(rgb), self.size))))
+            self._write(item, "gray", gray_from_L(_subsample(np.asarray(L), self.size)), defer=True)
+        elif truth is not None:
+            self._write(item, "gray", gray_from_rgb(truth), defer=True)
         if output is not None:
-            out = to_uint8(_subsample(np.asarray(output), self.size))
-            self._write(item, "color", out)
-        if rgb is not None:
-            self._write(item, "truth", to_uint8(_subsample(np.asarray(rgb), self.size))[..., :3])
-        return self.index.get(item, {})
+            self._write(item, "color", to_uint8(_subsample(np.asarray(output), self.size)), defer=True)
+        if truth is not None:
+            self._write(item, "truth", truth, defer=True)
 
     def _open(self, path: Path):
         from PIL import Image, ImageOps
