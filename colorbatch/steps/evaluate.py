@@ -67,9 +67,11 @@ class EvaluateStep(ItemStep):
     # ---- end of stream ---------------------------------------------------------
     def _gather(self) -> list[dict]:
         rows = self.rows
-        if self.ctx.distributed:
+        if self.ctx.distributed:  # under torchrun each rank scored its shard: collect them on rank 0
             import torch.distributed as dist
 
+            if dist.is_available() and not dist.is_initialized():
+                dist.init_process_group(backend="gloo")
             if dist.is_available() and dist.is_initialized():
                 parts: list = [None] * dist.get_world_size()
                 dist.all_gather_object(parts, rows)
