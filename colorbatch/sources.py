@@ -20,6 +20,7 @@ import glob as _glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Callable, Iterable
 
 from colorbatch.errors import ColorbatchError
@@ -165,6 +166,9 @@ def _walk(root: Path, recursive: bool, ctx) -> list[Path]:
 
 
 def _rel_id(path: Path, root: Path) -> str:
+    text, prefix = str(path), str(root).rstrip(os.sep) + os.sep
+    if text.startswith(prefix) and ".." not in text:
+        return text[len(prefix):].replace(os.sep, "/")  # the common case, fast
     rel = os.path.relpath(path, root)
     parts = [p for p in Path(rel).parts if p not in ("", ".")]
     parts = ["_up" if p == ".." else p for p in parts]
@@ -327,34 +331,58 @@ def enumerate_ilsvrc(source, options, ctx) -> list[Item]:
         )
     data = root / "Data" / "DET" / split
     list_file = root / "ImageSets" / "DET" / f"{split}.txt"
-    items: list[Item] = []
     if list_file.is_file():
         names = []
         for line in list_file.read_text(encoding="utf-8").splitlines():
-            parts = line.split()
+            parts = line.split(None, 1)
             if parts:
-                names.append(parts[0])
-        for name in dict.fromkeys(names):
-            rel = name + ".JPEG"
-            items.append(Item(id=rel, path=data / rel, root=data, kind="image"))
+                names.append(parts[0] + ".JPEG")
+        ids = sorted(set(names), key=sort_key)
     elif data.is_dir():
         exts = normalise_extensions(getattr(options, "extensions", None) or (".jpeg", ".jpg"))
-        for p in _walk(data, True, ctx):
-            if p.suffix.lower() in exts:
-                rel = _rel_id(p, data)
-                items.append(Item(id=rel, path=p, root=data, kind="image"))
+        ids = sorted(
+            (_rel_id(p, data) for p in _walk(data, True, ctx) if p.suffix.lower() in exts), key=sort_key
+        )
     else:
         raise ColorbatchError(
             f"{root}: no {split} split (neither {list_file} nor the folder {data} exists)"
         )
-    for it in items:
-        it.meta["split"] = split
-        head = it.id.split("/")
-        synset = next((h for h in head[:-1] if h.startswith("n") and h[1:].isdigit()), None)
-        if synset:
-            it.meta["synset"] = synset
-    items.sort(key=lambda it: sort_key(it.id))
-    return items
+    return ItemList(ids, lambda rel: _ilsvrc_item(rel, data, split))
+
+
+def _ilsvrc_item(rel: str, data: Path, split: str) -> Item:
+    item = Item(id=rel, path=data / rel, root=data, kind="image", meta={"split": split})
+    head = rel.split("/")
+    synset = next((h for h in head[:-1] if h.startswith("n") and h[1:].isdigit()), None)
+    if synset:
+        item.meta["synset"] = synset
+    return item
+
+
+class ItemList(Sequence):
+    """A lazy, indexable list of items: ids are held, each Item is made on access.
+
+    For very large sources (ILSVRC has 450,000 training images) this keeps the
+    start fast and the memory small; ``len()`` and ``[i]`` work, so it can feed
+    a ``torch.utils.data.DataLoader`` directly.
+    """
+
+    def __init__(self, ids: list[str], make: Callable[[str], Item]):
+        self.ids = ids
+        self.make = make
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return ItemList(self.ids[i], self.make)
+        return self.make(self.ids[i])
+
+    def __iter__(self):
+        make = self.make
+        for rel in self.ids:
+            yield make(rel)
 
 
 FILES = SourceDef(
