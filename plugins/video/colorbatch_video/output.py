@@ -114,6 +114,7 @@ class VideoOutput:
         self._single_video: str | None = None
         self._records: dict[Path, dict] = {}
         self._state_cache: dict[Path, dict | None] = {}
+        self._refused: set[str] = set()
 
     # ---- where things go ---------------------------------------------------------
     def target(self, item) -> Path:
@@ -219,8 +220,16 @@ class VideoOutput:
         video = item.meta["video"]
         for other in [v for v in self.jobs if v != video]:  # the previous video ended early
             self._finish(other)
+        if video in self._refused:
+            return None  # reported once, at its first frame
         job = self.jobs.get(video)
         if job is None:
+            if target.exists() and not self.overwrite and self._record(target) is None:
+                self._refused.add(video)
+                raise ItemError(
+                    f"{video}: {target} exists and was not written by colorbatch; refusing to replace it "
+                    "(choose another out, or overwrite it with --overwrite); its other frames are skipped"
+                )
             job = self.jobs[video] = self._open(item, target)
         enc = job.encoder
         index = int(item.meta.get("frame_index", enc.frames_written))

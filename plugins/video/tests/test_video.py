@@ -251,3 +251,11 @@ def test_frames_recipe_smooth_export_assemble_in_one_run(clip, tmp_path):
     assert info.packets == 50 and info.fps == 25 and audio_md5(out) == audio_md5(clip)
     a, b = _L(decode_all(clip)), _L(decode_all(out))
     assert max(float(np.abs(x - y).mean()) for x, y in zip(a, b)) < 1.5
+
+
+def test_foreign_file_at_target_is_not_replaced(clip, tmp_path):
+    out = tmp_path / "mine.mp4"
+    out.write_bytes(b"user data")
+    summary, ctx = _colorize(clip, out, tmp_path)
+    assert out.read_bytes() == b"user data"
+    assert summary["failed"] == 1 and "not written by colorbatch" in ctx.failures[0]["error"]
