@@ -86,12 +86,12 @@ def colorbatch_register_commands(app):
     def report(
         run_dir: Path = typer.Argument(..., help="A run folder (holds run.json, events.jsonl, ...)."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="Report folder (default: RUN_DIR/report)."),
-        title: Optional[str] = typer.Option(None, "--title", help="Page title."),
-        thumbnail_size: int = typer.Option(192, "--thumbnail-size", min=32, max=1024,
-                                           help="Longest side of gallery thumbnails (px)."),
-        thumbnail_format: str = typer.Option("jpeg", "--thumbnail-format", help="jpeg or webp."),
-        max_gallery: int = typer.Option(240, "--max-gallery", min=0, max=5000,
-                                        help="Most images in the gallery (larger runs are sampled evenly)."),
+        title: Optional[str] = typer.Option(None, "--title", help="Page title (default: the recipe's report title)."),
+        thumbnail_size: Optional[int] = typer.Option(None, "--thumbnail-size", min=32, max=1024,
+                                                     help="Longest side of gallery thumbnails in px (default 192)."),
+        thumbnail_format: Optional[str] = typer.Option(None, "--thumbnail-format", help="jpeg (default) or webp."),
+        max_gallery: Optional[int] = typer.Option(None, "--max-gallery", min=0, max=5000,
+                                                  help="Most images in the gallery; more are sampled evenly (default 240)."),
         json_out: bool = typer.Option(False, "--json", help="Print report.json to stdout."),
     ):
         """Build (or rebuild) the HTML report of a run folder: index.html, report.json, thumbs/."""
@@ -99,7 +99,7 @@ def colorbatch_register_commands(app):
         import time
 
         from colorbatch.errors import ColorbatchError
-        from colorbatch_report.build import JSON_NAME, build_from_folder
+        from colorbatch_report.build import DEFAULT_MAX_GALLERY, DEFAULT_THUMB, JSON_NAME, build_from_folder
 
         if not run_dir.is_dir():
             raise ColorbatchError(f"{run_dir}: no such folder; give the run folder of a run (its run_dir)")
@@ -109,12 +109,34 @@ def colorbatch_register_commands(app):
                 f"{run_dir}: not a run folder (none of {', '.join(known)}); "
                 "pass the folder a run wrote (recipe run_dir or --run-dir)"
             )
+        # options not given here default to those of the recipe's report step, if any
+        step = _recipe_report_options(run_dir)
+        title = title if title is not None else step.get("title")
+        thumbnail_size = thumbnail_size or step.get("thumbnail_size") or DEFAULT_THUMB
+        thumbnail_format = thumbnail_format or step.get("thumbnail_format") or "jpeg"
+        max_gallery = max_gallery if max_gallery is not None else step.get("max_gallery", DEFAULT_MAX_GALLERY)
+        if out is None and isinstance(step.get("out"), str) and (Path(step["out"]) / "thumbs").is_dir():
+            out = Path(step["out"])  # where the step wrote it (and its thumbnails)
         if thumbnail_format not in ("jpeg", "webp"):
             raise ColorbatchError(f"--thumbnail-format {thumbnail_format!r}: use jpeg or webp")
         t0 = time.perf_counter()
-        path = build_from_folder(run_dir, out, title=title, thumbnail_size=thumbnail_size,
-                                 thumbnail_format=thumbnail_format, max_gallery=max_gallery)
+        path = build_from_folder(run_dir, out, title=title, thumbnail_size=int(thumbnail_size),
+                                 thumbnail_format=thumbnail_format, max_gallery=int(max_gallery))
         if json_out:
             typer.echo((path.parent / JSON_NAME).read_text(encoding="utf-8"))
         else:
             typer.echo(f"report: {path} ({time.perf_counter() - t0:.1f} s)")
+
+
+def _recipe_report_options(run_dir: Path) -> dict:
+    """The options of the first report step in RUN_DIR/recipe.json ({} if none)."""
+    import json
+
+    try:
+        recipe = json.loads((run_dir / "recipe.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    for step in (recipe.get("steps") or []) if isinstance(recipe, dict) else []:
+        if isinstance(step, dict) and step.get("uses") == "report" and isinstance(step.get("with"), dict):
+            return step["with"]
+    return {}

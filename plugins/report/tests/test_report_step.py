@@ -61,12 +61,19 @@ class FakeEvaluate(ItemStep):
         return item
 
 
+def _boom(options, ctx):
+    from colorbatch.errors import StepError
+
+    raise StepError("no model found; train one first")
+
+
 class FakePlugin:
     @hookimpl
     def colorbatch_register_steps(self):
         opts = lambda: NoOptions  # noqa: E731
         return [StepDef("fakeload", opts, FakeLoad), StepDef("faketrain", opts, FakeTrain),
-                StepDef("fakecolorize", opts, FakeColorize), StepDef("fakeevaluate", opts, FakeEvaluate)]
+                StepDef("fakecolorize", opts, FakeColorize), StepDef("fakeevaluate", opts, FakeEvaluate),
+                StepDef("boom", opts, _boom)]
 
 
 def _run(tmp_path, n=6, report_with=None, steps=("fakeload", "faketrain", "fakecolorize", "fakeevaluate")):
@@ -131,7 +138,7 @@ def test_report_without_training_or_metrics(tmp_path, parse_report):
 
 
 def test_cli_rebuilds_the_same_report(tmp_path, parse_report):
-    _run(tmp_path)
+    _run(tmp_path, report_with={"title": "Night train", "thumbnail_size": 100})
     out = tmp_path / "run" / "report"
     first = json.loads((out / "report.json").read_text())
     first_cards = parse_report(out / "index.html").cards
@@ -141,6 +148,7 @@ def test_cli_rebuilds_the_same_report(tmp_path, parse_report):
     assert res.returncode == 0, res.stderr
     assert "index.html" in res.stdout
     again = json.loads((out / "report.json").read_text())
+    assert again["title"] == "Night train"  # the recipe's report options are the defaults
     assert again["run"] == first["run"] and again["evaluation"]["best"] == first["evaluation"]["best"]
     p = parse_report(out / "index.html")
     assert p.cards == first_cards and len(p.cards) == 5 + 5  # gallery + best/worst, from the step's thumbnails
@@ -159,3 +167,13 @@ def test_cli_errors_are_one_line(tmp_path, args, message):
     assert res.returncode == 2
     err = " ".join(res.stderr.split())  # rich wraps long lines on a non-terminal
     assert message in err and err.startswith("error: ") and "Traceback" not in err
+
+
+def test_a_run_that_fails_to_start_still_gets_a_report(tmp_path, parse_report):
+    _, summary = _run(tmp_path, steps=("fakeload", "boom"))
+    assert summary["status"] == "failed"
+    html = tmp_path / "run" / "report" / "index.html"
+    text = html.read_text()
+    assert "no model found; train one first" in text
+    rep = json.loads((html.parent / "report.json").read_text())
+    assert rep["run"]["status"] == "failed" and rep["final"] is True
