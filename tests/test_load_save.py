@@ -433,3 +433,10 @@ def test_cli_run_reports_failures_and_exit_code(tmp_path, tiny_image, write_reci
     assert (summary["ok"], summary["failed"]) == (1, 1)
     assert "broken.jpg" in summary["failures"][0]["item"]
     assert (tmp_path / "out" / "ok.png").is_file()
+
+
+def test_out_may_not_be_an_existing_image_file(tiny_image, tmp_path, write_recipe, run_recipe):
+    tiny_image(tmp_path / "in" / "a.png")
+    tiny_image(tmp_path / "taken.png")
+    summary = run_recipe(write_recipe([("load", {"source": "in"}), ("save", {"out": "taken.png"})]))
+    assert summary["exit_code"] == ExitCode.USAGE and "is a file; give a folder" in summary["error"]

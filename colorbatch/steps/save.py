@@ -94,6 +94,15 @@ class SaveStep(ItemStep):
         self.defs = registry.outputs(ctx.pm)
         self.outputs: dict[str, object] = {}
 
+    def _single_file_ok(self, ctx) -> bool:
+        """An existing file is a valid ``out`` only for a kind a plugin writes as one
+        file (the video plugin's ``--out film.mp4``): its suffix is a claimed one."""
+        from colorbatch import registry
+        from colorbatch.sources import normalise_extensions
+
+        suffix = self.out.suffix.lower()
+        return any(suffix in normalise_extensions(d.extensions) for d in registry.sources(ctx.pm).values())
+
     def output_for(self, kind: str):
         out = self.outputs.get(kind)
         if out is None:
