@@ -207,6 +207,8 @@ class WatchSession:
                 self.retry_queue.append((Path(path), due))
                 self.counts["retried"] += 1
                 self.record("retry", item=item_id, error=error, attempt=n, in_seconds=self.backoff)
+                if self.ctx is not None:
+                    self.ctx.warn(f"{item_id}: output not written; retrying in {self.backoff:.0f} s")
                 return
         self.counts["failed"] += 1
         self.output_attempts.pop(item_id, None)
