@@ -222,7 +222,7 @@ class Thumbnails:
             self._write(item, "gray", gray_from_rgb(truth), defer=True)
         if output is not None:
             self._write(item, "color", to_uint8(_subsample(np.asarray(output), self.size)), defer=True)
-        if truth is not None:
+        if truth is not None and looks_colour(truth):  # a gray frame decoded as RGB is no truth
             self._write(item, "truth", truth, defer=True)
 
     def _open(self, path: Path):
