@@ -35,7 +35,9 @@ from colorbatch_report.thumbs import Thumbnails
 
 # run id -> live state (collected events, step instances); see plugin.py
 LIVE: dict[int, "Live"] = {}
-EVENT_NAMES = {"run_started", "epoch", "metrics", "saved", "item_skipped", "step_finished", "evaluation"}
+# what a live report needs from the events; "saved" and "item_skipped" are not
+# kept (one per item: memory would grow with the run; the step has its own sample)
+EVENT_NAMES = {"run_started", "epoch", "metrics", "step_finished", "evaluation"}
 
 
 class Live:
