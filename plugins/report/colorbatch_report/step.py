@@ -27,7 +27,6 @@ from colorbatch_report.rundata import (
     assemble,
     finite,
     rank_metric,
-    read_csv,
     read_json,
     read_jsonl,
 )
@@ -81,7 +80,6 @@ class ReportStep(Step):
         self.best: list[tuple] = []  # min-heap of (score, seq, id): the k highest scores
         self.worst: list[tuple] = []  # min-heap of (-score, seq, id): the k lowest scores
         self.rank: tuple[str, bool] | None = None
-        self.rows: list[dict] = []
         self.thumb_errors = 0
         self.written: Path | None = None
         self.active = ctx.is_main
@@ -195,7 +193,7 @@ class ReportStep(Step):
         run_dir = Path(ctx.run_dir) if ctx.run_dir else None
         uses = {s.uses for s in ctx.plan.steps}
         train_log = read_jsonl(run_dir / "train_log.jsonl", notes) if run_dir and "train" in uses else []
-        metrics_file = metrics_csv = None
+        metrics_file = None
         if "evaluate" in uses:
             for cfg in ctx.plan.steps:
                 if cfg.uses == "evaluate" and isinstance(getattr(cfg.options, "out", None), str):
@@ -213,7 +211,6 @@ class ReportStep(Step):
             recipe=recipe,
             extra_epochs=train_log,
             metrics_file=metrics_file if isinstance(metrics_file, dict) else None,
-            metrics_csv=metrics_csv,
             notes=notes,
         )
         data.final = summary is not None
