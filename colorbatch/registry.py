@@ -1,6 +1,7 @@
 """Look-ups over what plugins registered: steps, sources, outputs, encoders."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from colorbatch.errors import ColorbatchError
@@ -11,8 +12,9 @@ def _by_name(pm, hook: str, what: str, key: str = "name") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for plugin_name, entry in collect(pm, hook):
         name = getattr(entry, key)
-        if hasattr(entry, "plugin") and not entry.plugin:
-            entry.plugin = plugin_name
+        if dataclasses.is_dataclass(entry) and hasattr(entry, "plugin"):
+            # a copy, so a module-level definition is not stamped for good
+            entry = dataclasses.replace(entry, plugin=plugin_name)
         if name in out:
             first = getattr(out[name], "plugin", "?")
             raise ColorbatchError(
