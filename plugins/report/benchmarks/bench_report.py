@@ -69,9 +69,11 @@ def main() -> None:
     t0 = time.perf_counter()
     for _ in step.run(iter(items)):
         pass
+    kept = len(step.thumbs.pending)
+    step.thumbs.flush()
     dt = time.perf_counter() - t0
     print(f"report step over {a.items} items of {a.size} px: {dt:.2f} s "
-          f"({dt / a.items * 1e3:.2f} ms/item; {len(step.thumbs.index)} items with thumbnails kept)")
+          f"({dt / a.items * 1e3:.2f} ms/item; {kept} items with thumbnails kept)")
     if a.keep:
         print(f"kept: {root}")
     else:

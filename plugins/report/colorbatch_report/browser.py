@@ -121,7 +121,7 @@ class Chromium:
 
     FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--no-first-run", "--disable-component-update", "--disable-sync", "--disable-extensions",
-             "--disable-default-apps", "--mute-audio", "--hide-scrollbars", "--allow-file-access-from-files")
+             "--disable-default-apps", "--disable-dev-shm-usage", "--mute-audio", "--hide-scrollbars", "--allow-file-access-from-files")
 
     def __init__(self, binary: str | None = None, width: int = 1280, height: int = 1000, timeout: float = 30.0):
         self.binary = binary or find_chromium()
