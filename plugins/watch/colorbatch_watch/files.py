@@ -9,6 +9,7 @@ suffix) and hidden files or folders are never taken.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,9 +129,7 @@ class FileKey:
             st = os.stat(path)
         except OSError:
             return None
-        import stat as _stat
-
-        if not _stat.S_ISREG(st.st_mode):
+        if not stat.S_ISREG(st.st_mode):
             return None
         return cls(st.st_size, st.st_mtime_ns)
 

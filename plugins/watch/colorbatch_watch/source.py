@@ -25,7 +25,7 @@ from typing import Iterator
 from colorbatch.errors import ColorbatchError
 from colorbatch.item import Item, flush_marker
 
-from colorbatch_watch.files import PathFilter, SettleTracker
+from colorbatch_watch.files import FileKey, PathFilter, SettleTracker
 from colorbatch_watch.session import WatchSession, output_writable
 
 STATE_KEY = "watch"  # ctx.state[STATE_KEY]: a WatchConfig set by the command
@@ -83,6 +83,8 @@ def _output_folders(ctx) -> list[Path]:
 
 def enumerate_watch(source, options, ctx):
     """SourceDef.enumerate for ``layout = "watch"``: checks now, streams later."""
+    if getattr(ctx, "world_size", 1) > 1:
+        raise ColorbatchError("the watch source runs in one process; start it without torchrun")
     root = Path(str(source)).expanduser()
     if not root.exists():
         raise ColorbatchError(f"{root}: watch folder not found; create it or check the path")
@@ -200,8 +202,6 @@ class FolderWatcher:
             self.tracker.touch(path, moved=moved)
             return
         rel = self.filter.relative(path)
-        from colorbatch_watch.files import FileKey
-
         key = FileKey.of(path)
         if rel is None or key is None:
             return

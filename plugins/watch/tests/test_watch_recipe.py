@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 RECIPE = """schema_version = 1
 name = "watch-gray"
