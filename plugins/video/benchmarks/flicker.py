@@ -106,7 +106,7 @@ def main() -> None:
 
             col = Colorizer(args.model, "cpu", 256, 8)
             t0 = time.perf_counter()
-            raw = col.predict_ab(Ls)
+            raw = col.predict_ab([L.copy() for L in Ls])  # predict_ab may scale its inputs in place
             t_model = time.perf_counter() - t0
         else:
             raw = [synthetic_ab(L, i) for i, L in enumerate(Ls)]
