@@ -31,7 +31,7 @@ state = _State()
 def _stderr():
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # one error = one line, never wrapped
 
 
 def _pm():

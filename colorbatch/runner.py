@@ -49,7 +49,7 @@ class StepStats:
             "ok": self.produced,
             "failed": self.failed,
             "skipped": self.skipped,
-            "seconds": round(self.seconds, 3),
+            "seconds": round(max(self.seconds, 0.0), 3),
         }
 
 
@@ -111,7 +111,7 @@ class RunContext:
         if console is None:
             from rich.console import Console
 
-            console = Console(stderr=True)
+            console = Console(stderr=True, soft_wrap=True)
         self.console = console
         self.show_progress = show_progress and not json_mode and console.is_terminal
         self.failures: list[dict] = []
@@ -216,7 +216,16 @@ def _progress(console):
 
 
 def _counted(items: Iterable[Item], stats: StepStats) -> Iterator[Item]:
-    for item in items:
+    """Count what a step pulls in; time spent upstream is not the step's own."""
+    it = iter(items)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            item = next(it)
+        except StopIteration:
+            stats.seconds -= time.perf_counter() - t0
+            return
+        stats.seconds -= time.perf_counter() - t0
         if not item.is_marker:
             stats.consumed += 1
         yield item

@@ -179,3 +179,25 @@ def test_internal_error_gives_exit_3(tmp_path):
     summary = run_plan(plan, pm, show_progress=False)
     assert summary["exit_code"] == ExitCode.INTERNAL
     assert isinstance(summary["_exception"], ZeroDivisionError)
+
+
+def test_step_seconds_exclude_upstream_time(tmp_path):
+    import time as _time
+
+    class Slow:
+        @hookimpl
+        def colorbatch_register_steps(self):
+            class S(Step):
+                def run(self, items):
+                    for i in range(3):
+                        _time.sleep(0.1)
+                        yield Item(id=f"{i}", meta={"index": i})
+
+            return [StepDef("slow", lambda: EmitOpts, S)]
+
+    pm = make_plugin_manager(no_plugins=True, extra=[Slow(), Observer()])
+    raw = {"schema_version": 1, "name": "t", "steps": [{"uses": "slow"}, {"uses": "sink"}]}
+    plan = build_plan(raw, registry.steps(pm), label="t", base_dir=tmp_path, run_dir=tmp_path / "r")
+    summary = run_plan(plan, pm, show_progress=False)
+    assert summary["steps"]["slow"]["seconds"] >= 0.29
+    assert summary["steps"]["sink"]["seconds"] < 0.1
