@@ -42,10 +42,14 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 
 def lab_to_rgb(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     """L* (HxW) and a*b* (HxWx2) -> sRGB float [0, 1] HxWx3 (out-of-gamut clipped)."""
+    import warnings
+
     from skimage.color import lab2rgb
 
     lab = np.concatenate([np.asarray(L, np.float64)[..., None], np.asarray(ab, np.float64)], axis=-1)
-    return np.clip(lab2rgb(lab), 0.0, 1.0).astype(np.float32)
+    with warnings.catch_warnings():  # out-of-gamut colours are clipped, as intended
+        warnings.simplefilter("ignore", UserWarning)
+        return np.clip(lab2rgb(lab), 0.0, 1.0).astype(np.float32)
 
 
 def ab_mse(ab_pred: np.ndarray, ab_true: np.ndarray) -> float:

@@ -108,26 +108,28 @@ class EvaluateStep(ItemStep):
 
 
 def render_table(agg: dict):
-    """A rich table: each metric beside its gray baseline (mean, median, p10-p90)."""
+    """A compact rich table: each metric's mean / median beside the gray baseline's."""
     from rich.table import Table
 
-    t = Table(title=f"evaluation ({agg['images']} images; gray = a*b* 0 baseline)")
-    for col in ("metric", "model mean", "model median", "model p10..p90", "gray mean", "gray median"):
-        t.add_column(col, justify="right" if col != "metric" else "left")
+    t = Table(title=f"evaluation: {agg['images']} images (gray = a*b* 0 baseline)", title_justify="left")
+    for col in ("metric", "model mean / median", "p10..p90", "gray mean / median"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
     for m, label in (
-        ("ab_mse", "ab MSE (/128)"),
+        ("ab_mse", "ab MSE"),
         ("psnr", "PSNR dB"),
         ("ssim", "SSIM"),
         ("colorfulness", "colourfulness"),
         ("colorfulness_gap", "colourf. gap"),
     ):
         a, g = agg[m], agg["gray_" + m]
-        t.add_row(label, _fmt(a["mean"]), _fmt(a["median"]), f"{_fmt(a['p10'])}..{_fmt(a['p90'])}",
-                  _fmt(g["mean"]), _fmt(g["median"]))
-    t.add_row("truth colourf.", _fmt(agg["colorfulness_gt"]["mean"]), _fmt(agg["colorfulness_gt"]["median"]), "", "", "")
+        t.add_row(label, f"{_fmt(a['mean'])} / {_fmt(a['median'])}", f"{_fmt(a['p10'])}..{_fmt(a['p90'])}",
+                  f"{_fmt(g['mean'])} / {_fmt(g['median'])}")
+    gt = agg["colorfulness_gt"]
+    t.add_row("truth colourf.", f"{_fmt(gt['mean'])} / {_fmt(gt['median'])}", "", "")
     if agg.get("better_than_gray") is not None:
         t.caption = (f"PSNR gain over gray: mean {_fmt(agg['psnr_gain']['mean'])} dB, median "
                      f"{_fmt(agg['psnr_gain']['median'])} dB; {agg['better_than_gray']:.0%} of images beat gray")
+        t.caption_justify = "left"
     return t
 
 
