@@ -197,7 +197,7 @@ def run_watch(
     if json_out:
         typer.echo(json.dumps({**stats, "status": summary.get("status"), "error": summary.get("error")},
                               indent=2, default=str))
-    else:
+    elif session.watching:
         console.print(
             f"watch: {stats['done']} done, {stats['skipped']} already done, {stats['failed']} failed "
             f"in {stats['seconds']:.1f} s; log: {out / '.colorbatch-watch.jsonl'}",

@@ -145,6 +145,7 @@ class WatchSession:
         self._old_handlers: dict = {}
         self.ctx = None
         self.watcher = None
+        self.watching = False  # True once the source started (the run got that far)
 
     # ---- taking files ----------------------------------------------------
     def should_take(self, item_id: str, key: FileKey) -> str | None:

@@ -275,6 +275,7 @@ class FolderWatcher:
             if not self.config.once:
                 self._start_observer()
             self._rescan()
+            s.watching = True
             s.record("started", root=str(self.root), out=str(s.out) if s.out else None, mode=self.mode,
                      settle=self.config.settle, pending=len(self.tracker))
             if ctx is not None:
@@ -336,13 +337,14 @@ class FolderWatcher:
             if installed:
                 s.restore_signal_handlers()
             self._publish(ctx)
-            stats = s.stats()
-            s.record("stopped", **{k: v for k, v in stats.items() if k not in ("root", "out")})
-            if ctx is not None:
-                try:
-                    ctx.event("watch_stopped", stats)
-                except Exception:  # noqa: BLE001 - the run may be closing
-                    pass
+            if s.watching:
+                stats = s.stats()
+                s.record("stopped", **{k: v for k, v in stats.items() if k not in ("root", "out")})
+                if ctx is not None:
+                    try:
+                        ctx.event("watch_stopped", stats)
+                    except Exception:  # noqa: BLE001 - the run may be closing
+                        pass
             s.close()
 
     def _publish(self, ctx) -> None:
