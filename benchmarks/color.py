@@ -31,6 +31,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's malloc defaults")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -38,8 +39,10 @@ def main(argv=None):
     from skimage import color as skcolor
 
     from colorbatch import color
-    from colorbatch.device import cpu_cores
+    from colorbatch.device import cpu_cores, tune_malloc
 
+    if not args.no_malloc_tuning:
+        tune_malloc()
     torch.set_num_threads(args.threads or cpu_cores())
     rng = np.random.default_rng(0)
     rgb = rng.random((args.size, args.size, 3)).astype(np.float32)

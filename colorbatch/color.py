@@ -33,28 +33,39 @@ _F_OFFSET = 16.0 / 116.0
 _F_EPS = 0.2068966  # f(_EPS), threshold on the way back
 
 
-def _srgb_to_linear(c):
-    import torch
+# Piecewise curves without branches: both pieces meet at the threshold, so
+#   piece_hi(max(x, thr)) + (piece_lo(min(x, thr)) - piece_lo(thr))
+# equals piece_lo below the threshold and piece_hi above it. Powers are taken as
+# exp(k * log(x)) in place: on CPUs this is ~2x faster than pow and allocates less.
+_SRGB_THR = 0.04045
+_LIN_THR = 0.0031308
 
-    return torch.where(c > 0.04045, ((c.clamp(min=0.04045) + 0.055) / 1.055) ** 2.4, c / 12.92)
+
+def _powi_(x, k: float):
+    """x ** k for x > 0, in place (x is consumed)."""
+    return x.log_().mul_(k).exp_()
+
+
+def _srgb_to_linear(c):
+    hi = _powi_(c.clamp(min=_SRGB_THR).add_(0.055).div_(1.055), 2.4)
+    return hi.add_(c.clamp(max=_SRGB_THR).sub_(_SRGB_THR).div_(12.92))
 
 
 def _linear_to_srgb(c):
-    import torch
-
-    return torch.where(c > 0.0031308, 1.055 * c.clamp(min=0.0031308) ** (1 / 2.4) - 0.055, c * 12.92)
+    hi = _powi_(c.clamp(min=_LIN_THR), 1 / 2.4).mul_(1.055).sub_(0.055)
+    return hi.add_(c.clamp(max=_LIN_THR).sub_(_LIN_THR).mul_(12.92))
 
 
 def _f(t):
-    import torch
-
-    return torch.where(t > _EPS, t.clamp(min=_EPS) ** (1.0 / 3.0), _KAPPA * t + _F_OFFSET)
+    hi = _powi_(t.clamp(min=_EPS), 1.0 / 3.0)
+    return hi.add_(t.clamp(max=_EPS).sub_(_EPS).mul_(_KAPPA))
 
 
 def _f_inv(t):
-    import torch
-
-    return torch.where(t > _F_EPS, t.clamp(min=_F_EPS) ** 3, (t - _F_OFFSET) / _KAPPA)
+    c = t.clamp(min=_F_EPS)
+    hi = c * c
+    hi.mul_(c)
+    return hi.add_(t.clamp(max=_F_EPS).sub_(_F_EPS).div_(_KAPPA))
 
 
 def _as_float(x):

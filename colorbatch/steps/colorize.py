@@ -31,6 +31,11 @@ class Options(BaseModel):
         None, ge=0, description="Decoding worker processes (default: cores - 1, at most 4; 0 = decode in the main process)."
     )
     chunk: int = Field(64, ge=1, description="Items taken from the stream per round of decoding workers.")
+    keep_arrays: Optional[bool] = Field(
+        None,
+        description="Set item.L and item.ab (full-resolution float arrays) for later steps. Default: "
+        "yes, unless only save steps follow (saves memory and time).",
+    )
     max_batch_pixels: int = Field(
         16_000_000, ge=1,
         description="Full-resolution pixels held at once; a batch is cut early above it (bounds memory for huge images).",
@@ -80,16 +85,20 @@ class ColorizeStep(Step):
         from colorbatch.device import pick_device
 
         self.device = pick_device(options.device)  # fail early on an unavailable device
+        later = [c.uses for c in ctx.plan.steps if c.index > idx]
+        only_save = bool(later) and all(u == "save" for u in later)
+        self.keep_arrays = options.keep_arrays if options.keep_arrays is not None else not only_save
 
     # ---- model --------------------------------------------------------------
     def _resolve(self):
         if self.colorizer is not None:
             return
         from colorbatch.colorizer import Colorizer
-        from colorbatch.device import configure_threads
+        from colorbatch.device import configure_threads, tune_malloc
 
         path = self.options.model or self.ctx.state.get("checkpoint")
         configure_threads(self.device, self.workers)
+        tune_malloc()
         self.colorizer = Colorizer(path, self.device, self.options.size, self.options.batch_size)
         self.ctx.state["model_id"] = self.colorizer.model_id
         self.ctx.state["model"] = str(self.colorizer.path) if self.colorizer.path else self.colorizer.model_id
@@ -200,11 +209,12 @@ class ColorizeStep(Step):
             try:
                 Lq = unpack_L(prep.pop("Lq"))
                 with torch.inference_mode():
-                    rgb, ab = compose_full(Lq, pred, self.colorizer.device)
-                item.L = Lq.astype(np.float32)
-                item.L /= L_SCALE
-                del Lq
-                item.ab = ab
+                    rgb, ab = compose_full(Lq, pred, self.colorizer.device, want_ab=self.keep_arrays)
+                if self.keep_arrays:
+                    item.L = Lq.astype(np.float32)
+                    item.L /= L_SCALE
+                    item.ab = ab
+                del Lq, ab
                 item.output = rgb
                 item.rgb = unpack_rgb(prep.pop("rgb", None))
                 for note in prep.get("notes", []):
