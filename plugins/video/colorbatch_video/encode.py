@@ -263,6 +263,7 @@ class ChunkedEncoder:
         proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
         if proc.returncode != 0 or not tmp.is_file():
             tmp.unlink(missing_ok=True)
+            shutil.rmtree(self.work, ignore_errors=True)  # would fail the same way again
             reason = " | ".join(ln.strip() for ln in proc.stderr.splitlines()[-3:] if ln.strip())
             hint = ""
             if "codec not currently supported in container" in proc.stderr or "Could not find tag" in proc.stderr:

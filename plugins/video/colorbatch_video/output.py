@@ -236,12 +236,18 @@ class VideoOutput:
         if index < enc.frames_written:
             return None  # already encoded (a finished chunk of a resumed run)
         frame = frame_array(item, job.smoother)
-        if index > enc.frames_written:  # frames lost on the way (failed in an earlier step)
-            fill = job.last_frame if job.last_frame is not None else frame
-            job.missing.extend(range(enc.frames_written, index))
-            while enc.frames_written < index:
-                self._put(job, fill)
-        self._put(job, frame)
+        try:
+            if index > enc.frames_written:  # frames lost on the way (failed in an earlier step)
+                fill = job.last_frame if job.last_frame is not None else frame
+                job.missing.extend(range(enc.frames_written, index))
+                while enc.frames_written < index:
+                    self._put(job, fill)
+            self._put(job, frame)
+        except ColorbatchError as exc:  # the encoder failed: give up this video, once
+            self.jobs.pop(video, None)
+            enc.abort()
+            self._refused.add(video)
+            raise ItemError(f"{exc} (its other frames are skipped)") from None
         job.last_frame = frame
         if item.meta.get("repeated"):
             job.repeated += 1

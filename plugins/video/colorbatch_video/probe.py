@@ -68,8 +68,12 @@ class VideoInfo:
     def n_frames(self) -> int:
         """Frame count: the packet count for constant-rate video, else duration x rate
         (the reader marks the real last frame either way)."""
+        est = self.duration * float(self.fps) if self.duration else 0.0
         if self.packets and not self.vfr:
-            return self.packets
+            # field-coded (interlaced) streams carry two packets per frame: trust the
+            # packet count only when it agrees with duration x rate
+            if not est or abs(self.packets - est) <= max(2.0, 0.05 * est):
+                return self.packets
         if not self.duration:
             return 0
         return max(1, int(round(self.duration * float(self.fps))))

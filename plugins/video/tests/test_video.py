@@ -259,3 +259,21 @@ def test_foreign_file_at_target_is_not_replaced(clip, tmp_path):
     summary, ctx = _colorize(clip, out, tmp_path)
     assert out.read_bytes() == b"user data"
     assert summary["failed"] == 1 and "not written by colorbatch" in ctx.failures[0]["error"]
+
+
+def test_audio_that_the_target_container_cannot_hold(tmp_path):
+    import subprocess
+    from conftest import ffmpeg
+
+    avi = tmp_path / "pcm.avi"
+    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1",
+                    "-f", "lavfi", "-i", "sine=duration=1", "-vf", "hue=s=0", "-c:v", "mpeg4", "-c:a", "pcm_s16le",
+                    "-shortest", str(avi)], check=True)
+    out = tmp_path / "o" / "x.webm"
+    out.parent.mkdir()
+    summary, ctx = _colorize(avi, out, tmp_path)
+    assert summary["failed"] == 1 and "x.webm" in ctx.failures[0]["error"]
+    assert list(out.parent.iterdir()) == []  # nothing written, no work folder left
+    ok = tmp_path / "o" / "x.avi"
+    summary, _ = _colorize(avi, ok, tmp_path)
+    assert summary["failed"] == 0 and audio_md5(ok) == audio_md5(avi)
