@@ -86,7 +86,7 @@ def test_watch_exactly_once_across_events_failures_and_restarts(tmp_path, tiny_m
         put(f"pre{i}.png", make_png(i))
     put("pre_bad.png", make_png(9)[:40], ok=False)  # truncated
 
-    args = [root, "--out", out, "--model", tiny_model, "--settle", "0.5", "--rescan", "2",
+    args = [root, "--out", out, "--model", tiny_model, "--settle", "1", "--rescan", "2",
             "--batch-size", "4", "--size", "32", "--device", "cpu"]
     done = lambda: {Path(r["id"]).as_posix() for r in records(out / ".colorbatch-manifest.jsonl")}  # noqa: E731
 
@@ -96,7 +96,7 @@ def test_watch_exactly_once_across_events_failures_and_restarts(tmp_path, tiny_m
 
     slow = make_png(100)
     (root / "sub").mkdir()
-    write_slowly(root / "sub" / "slow.png", slow)  # pauses shorter than --settle
+    write_slowly(root / "sub" / "slow.png", slow)  # pauses (0.2 s) shorter than --settle
     good["sub/slow.png"] = slow
     (root / "sub" / "moved.png.part").write_bytes(make_png(101))  # a partial name: ignored
     os.replace(root / "sub" / "moved.png.part", root / "sub" / "moved.png")

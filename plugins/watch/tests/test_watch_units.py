@@ -166,7 +166,7 @@ class FakeRun:
         self.outputs: dict[str, int] = {}
         self.failed: list[str] = []
         self.markers = 0
-        self.state = {STATE_KEY: WatchConfig(**{"settle": 0.3, "rescan": 0.5, **config})}
+        self.state = {STATE_KEY: WatchConfig(**{"settle": 0.5, "rescan": 0.5, **config})}
         self.plan = SimpleNamespace(steps=[SimpleNamespace(options=SimpleNamespace(out=str(out)))])
         self.thread = None
         self.error = None
@@ -243,7 +243,7 @@ def test_source_takes_each_complete_file_once(tmp_path):
         for piece in (b"aa", b"bb", b"cc"):
             fh.write(piece)
             fh.flush()
-            time.sleep(0.15)
+            time.sleep(0.1)
     # published by rename, with a partial name first (ignored)
     part = root / "moved.png.part"
     part.write_bytes(b"moved")
