@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorbatch.errors import ColorbatchError, ItemError
+from colorbatch.errors import ColorbatchError, ItemError, StepError
 
 from colorbatch_video import lab
 from colorbatch_video.encode import ChunkedEncoder
@@ -96,7 +96,7 @@ class VideoOutput:
     def __init__(self, save_options, ctx):
         self.ctx = ctx
         if ctx is not None and getattr(ctx, "world_size", 1) > 1:
-            raise ColorbatchError(
+            raise StepError(
                 "videos cannot be written under torchrun (each rank would get every n-th frame); "
                 "colorize videos in a single process"
             )
@@ -110,11 +110,27 @@ class VideoOutput:
         self._format_ignored = bool(fmt) and fmt in IMAGE_FORMATS
         self.settings = resolve(ctx)
         self.single_file = self.out.suffix.lower() in VIDEO_EXTENSIONS and not self.out.is_dir()
+        if self.single_file:
+            self._check_single_source()
         self.jobs: dict[str, _Job] = {}
         self._single_video: str | None = None
         self._records: dict[Path, dict] = {}
         self._state_cache: dict[Path, dict | None] = {}
         self._refused: set[str] = set()
+
+    def _check_single_source(self) -> None:
+        """A file name as ``out`` needs one video in: refuse folders and globs up front."""
+        plan = getattr(self.ctx, "plan", None)
+        current = getattr(self.ctx, "current", None)
+        for cfg in getattr(plan, "steps", []) or []:
+            if current is not None and cfg.index >= current.index:
+                break
+            src = getattr(cfg.options, "source", None)
+            if isinstance(src, str) and not Path(src).expanduser().is_file():
+                raise StepError(
+                    f"save: out={self.out} is one file but the source {src} may hold several videos; "
+                    "give a folder as out"
+                )
 
     # ---- where things go ---------------------------------------------------------
     def target(self, item) -> Path:
@@ -125,7 +141,7 @@ class VideoOutput:
             if self._single_video is None:
                 self._single_video = video
             elif self._single_video != video:
-                raise ColorbatchError(
+                raise StepError(
                     f"save: out={self.out} is one file but the input holds several videos; "
                     "give a folder as out"
                 )
@@ -141,7 +157,7 @@ class VideoOutput:
             rel = rel.with_suffix(self.container)
         target = self.out / rel
         if os.path.realpath(target) == os.path.realpath(video):
-            raise ColorbatchError(
+            raise StepError(
                 f"save: the output {target} would replace the input video; choose another out folder"
             )
         return target

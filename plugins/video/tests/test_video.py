@@ -277,3 +277,13 @@ def test_audio_that_the_target_container_cannot_hold(tmp_path):
     ok = tmp_path / "o" / "x.avi"
     summary, _ = _colorize(avi, ok, tmp_path)
     assert summary["failed"] == 0 and audio_md5(ok) == audio_md5(avi)
+
+
+def test_one_output_file_for_several_videos_is_refused(clip, tmp_path):
+    src = tmp_path / "two"
+    src.mkdir()
+    shutil.copy(clip, src / "a.mp4")
+    shutil.copy(clip, src / "b.mp4")
+    summary, _ = _colorize(src, tmp_path / "one.mp4", tmp_path)
+    assert summary["status"] == "failed" and "several videos" in summary["error"]
+    assert not (tmp_path / "one.mp4").exists()
