@@ -186,10 +186,11 @@ class SettleTracker:
 
     def next_due(self) -> float | None:
         """Seconds until the earliest pending file could be ready (None: nothing pending)."""
-        if not self._pending:
-            return None
+        waiting = [e for e in self._pending.values() if e.key is None or e.key.size > 0]
+        if not waiting:
+            return None  # nothing, or only empty files: those are looked at again on the next event
         now = self.clock()
-        due = min(max(e.since + self.settle, e.not_before) for e in self._pending.values())
+        due = min(max(e.since + self.settle, e.not_before) for e in waiting)
         return max(0.0, due - now)
 
     def ready(self, limit: int | None = None) -> list[tuple[Path, FileKey]]:

@@ -301,17 +301,18 @@ class FolderWatcher:
                         break
                 if s.stop_requested:
                     break
+                now = time.monotonic()
+                if now - last_status >= 1.0:
+                    last_status = now
+                    self._publish(ctx)
+                    if self.config.status is not None:
+                        self.config.status(s)
                 if ready:
                     continue  # more may be ready right away
                 if yielded_since_flush:
                     yielded_since_flush = 0
                     yield flush_marker()  # idle: let batching steps work on what they hold
                     continue
-                now = time.monotonic()
-                self._publish(ctx)
-                if self.config.status is not None and now - last_status >= 1.0:
-                    last_status = now
-                    self.config.status(s)
                 if self.config.once and not s.retry_queue and self.tracker.waiting_for_content() == len(self.tracker):
                     # everything there at start is done (empty files stay for a later run)
                     break

@@ -102,6 +102,7 @@ def test_tracker_moved_files_are_ready_at_once_and_empty_files_never(tmp_path):
     clock.t += 100
     assert tr.ready() == []  # the empty one waits for content; the deleted one is forgotten
     assert tr.paths() == [empty] and tr.waiting_for_content() == 1
+    assert tr.next_due() is None  # an empty file does not keep the loop spinning
 
 
 def test_tracker_mtime_shortcut_takes_old_files(tmp_path):
