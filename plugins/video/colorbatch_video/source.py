@@ -89,15 +89,21 @@ def _rgb8_to_L(u8: np.ndarray) -> np.ndarray:
     return (116 * f - 16).astype(np.float32)
 
 
-def decode_frame(raw: bytes, width: int, height: int) -> tuple[np.ndarray | None, np.ndarray]:
-    """rgb24 bytes -> (rgb float32 or None for a gray frame, L* float32)."""
+def decode_frame_u8(raw: bytes, width: int, height: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """rgb24 bytes -> (uint8 HxWx3 for a colour frame or None for a gray one, L* float32)."""
     u8 = np.frombuffer(raw, np.uint8).reshape(height, width, 3)
     r = u8[..., 0].astype(np.int16)
     spread = max(int(np.abs(r - u8[..., 1]).max()), int(np.abs(r - u8[..., 2]).max()))
     if spread <= GRAY_TOLERANCE:
         total = u8.sum(axis=2, dtype=np.int16)
         return None, _luts()["gray_L"][total]
-    return u8.astype(np.float32) / 255.0, _rgb8_to_L(u8)
+    return u8, _rgb8_to_L(u8)
+
+
+def decode_frame(raw: bytes, width: int, height: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """rgb24 bytes -> (rgb float32 [0,1] or None for a gray frame, L* float32)."""
+    u8, L = decode_frame_u8(raw, width, height)
+    return (None if u8 is None else u8.astype(np.float32) / 255.0), L
 
 
 def iter_raw_frames(info: VideoInfo, start: int = 0) -> Iterator[bytes]:
@@ -151,7 +157,7 @@ class _Reader:
         self.pos = start
 
     def frame(self, index: int):
-        """(rgb or None, L, repeated: bool) of frame ``index``."""
+        """(uint8 rgb or None, L, repeated: bool) of frame ``index``."""
         if index in self.cache:
             return self.cache[index]
         if self.eof_at is not None and index >= self.eof_at:
@@ -175,7 +181,7 @@ class _Reader:
                 return self.frame(index)
             w, h = self.info.width, self.info.height
             if self.pos >= index - 1:
-                rgb, L = decode_frame(raw, w, h)
+                rgb, L = decode_frame_u8(raw, w, h)
                 entry = (rgb, L, False)
                 self.cache[self.pos] = entry
                 self.last_good = entry
@@ -231,7 +237,7 @@ class FrameItem(Item):
         d = self.__dict__
         if d.get("_state", 0) == 0:
             rgb, L, repeated = reader_for(self.meta["video"]).frame(int(self.meta["frame_index"]))
-            d["_rgb"], d["_L"], d["_state"] = rgb, L, 1
+            d["_rgb8"], d["_L"], d["_state"] = rgb, L, 1
             if repeated:
                 self.meta["repeated"] = True
                 note = "the file ends before this frame (truncated?); the last readable frame is repeated"
@@ -261,11 +267,16 @@ class FrameItem(Item):
 
     @property
     def rgb(self):
+        """float32 [0, 1] (kept as uint8 until read, to hold less memory)."""
         self._pixels()
-        return self.__dict__.get("_rgb")
+        d = self.__dict__
+        if d.get("_rgb") is None and d.get("_rgb8") is not None:
+            return d["_rgb8"].astype(np.float32) / 255.0
+        return d.get("_rgb")
 
     @rgb.setter
     def rgb(self, value):
+        self.__dict__.pop("_rgb8", None)
         self._set("_rgb", value)
 
     @property

@@ -44,6 +44,17 @@ def test_source_lists_frames_lazily(clip):
     assert items[5].L is None  # dropped pixels are not decoded again
 
 
+def test_colour_frames_have_rgb(tmp_path):
+    items = enumerate_source(str(make_clip(tmp_path / "c.mp4", seconds=0.4, color=True, audio=False)))
+    rgb = items[3].rgb
+    assert rgb.dtype == np.float32 and rgb.shape == (64, 96, 3) and 0 <= rgb.min() and rgb.max() <= 1
+    assert np.abs(lab.rgb_to_L(rgb) - items[3].L).max() < 1e-2
+    items[3].L = None  # what colorize does after reading L: rgb must stay readable
+    assert items[3].rgb is not None
+    items[3].rgb = None
+    assert items[3].rgb is None and items[3].L is None
+
+
 def test_colorize_keeps_frames_rate_duration_audio_and_L(clip, tmp_path):
     out = tmp_path / "film_color.mp4"
     summary, ctx = _colorize(clip, out, tmp_path)
