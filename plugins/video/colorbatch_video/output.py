@@ -66,13 +66,14 @@ def frame_array(item, smoother: TemporalSmoother | None) -> np.ndarray:
     raise ItemError(f"{item.label}: frame {item.meta.get('frame_index')} has no pixels to write")
 
 
-def _identity(item, settings: VideoSettings, model_id) -> dict:
+def _identity(item, settings: VideoSettings, model_id, steps=()) -> dict:
     m = item.meta
     return {
         "input": {"path": str(Path(m["video"]).resolve()), "size": m.get("input_size"),
                   "mtime_ns": m.get("input_mtime_ns")},
         "settings": settings.identity(),
         "model": model_id,
+        "steps": list(steps),
     }
 
 
@@ -109,6 +110,12 @@ class VideoOutput:
         self.container = f".{fmt}" if fmt and f".{fmt}" in VIDEO_EXTENSIONS else None
         self._format_ignored = bool(fmt) and fmt in IMAGE_FORMATS
         self.settings = resolve(ctx)
+        try:
+            from colorbatch.outputs import pipeline_signature
+
+            self.steps = pipeline_signature(ctx)  # the steps before save: part of the resume key
+        except ImportError:
+            self.steps = []
         self.single_file = self.out.suffix.lower() in VIDEO_EXTENSIONS and not self.out.is_dir()
         if self.single_file:
             self._check_single_source()
@@ -192,7 +199,7 @@ class VideoOutput:
         video = item.meta["video"]
         if video in self.jobs:  # being written now
             return False
-        ident = _identity(item, self.settings, self._model_id())
+        ident = _identity(item, self.settings, self._model_id(), self.steps)
         rec = self._record(target)
         if rec and rec.get("identity") == ident and target.is_file():
             return True
@@ -221,7 +228,7 @@ class VideoOutput:
                 + (f" (model {self._model_id()})" if self._model_id() else "")}
         enc = ChunkedEncoder(
             target, width=w, height=h, fps=fps, settings=self.settings,
-            identity=_identity(item, self.settings, self._model_id()),
+            identity=_identity(item, self.settings, self._model_id(), self.steps),
             audio_from=Path(meta["video"]), metadata=tags,
         )
         s = self.settings
