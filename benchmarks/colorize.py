@@ -167,6 +167,9 @@ def main(argv=None):
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--encoder", default="efficientnet-lite0")
     ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads for (a) and (c), OMP_NUM_THREADS cap for (b) (default: all cores; "
+                    "on a busy shared machine 1 is fairer)")
     ap.add_argument("--megapixels", type=float, default=2.0, help="upscale inputs to ~M MP (0: as they are)")
     ap.add_argument("--limit", type=int, default=24)
     ap.add_argument("--naive-limit", type=int, default=6)
@@ -177,11 +180,15 @@ def main(argv=None):
     import torch
 
     from colorbatch.colorizer import net_shape
-    from colorbatch.device import cpu_cores
+    from colorbatch.device import cpu_cores, tune_malloc
     from colorbatch.models import build_model
     from colorbatch.models.checkpoint import save_checkpoint
 
-    torch.set_num_threads(cpu_cores())
+    tune_malloc()
+    threads = args.threads or cpu_cores()
+    torch.set_num_threads(threads)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     files = _images(args.folder, args.limit)
     if not files:
         raise SystemExit(f"{args.folder}: no images")
@@ -199,7 +206,7 @@ def main(argv=None):
         model = build_model(args.encoder, "none").eval()
         ckpt = save_checkpoint(tmp / "model.safetensors", model, {"benchmark": True})
         print(f"{len(inputs)} images, {mp:.2f} MP on average; network input {shape} (size {args.size}); "
-              f"encoder {args.encoder}; {cpu_cores()} cores", flush=True)
+              f"encoder {args.encoder}; {cpu_cores()} cores, {threads} torch threads", flush=True)
 
         gflop_enc, gflop_dec = flops_ratio(model, shape)
         model_img_s, dec_time_ratio, xshape = bench_model(model, shape, args.batch_size, args.model_seconds)
@@ -214,7 +221,7 @@ def main(argv=None):
               f"{summary['seconds']:.1f} s = {pipeline_img_s:.2f} img/s ({wall:.1f} s with start-up); "
               f"peak RSS {peak:.0f} MB", flush=True)
 
-        torch.set_num_threads(cpu_cores())
+        torch.set_num_threads(threads)
         naive_files = inputs[: args.naive_limit]
         naive_img_s = bench_naive(naive_files, model, args.size, tmp / "naive")
         print(f"(c) naive loop ({len(naive_files)} images): {naive_img_s:.2f} img/s", flush=True)

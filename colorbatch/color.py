@@ -152,6 +152,40 @@ def lab_to_rgb_keep_L(x):
     return _linear_to_srgb(lin.clamp_(0.0, 1.0)).clamp_(0.0, 1.0)
 
 
+def lab_to_srgb8_keep_L(L, a, b):
+    """Fast path of :func:`lab_to_rgb_keep_L` to 8 bits: L*, a*, b* planes (H, W)
+    -> (H, W, 3) uint8 sRGB, channels last (ready for numpy / image writers).
+
+    Same result as ``round(255 * lab_to_rgb_keep_L(...))`` with fewer passes
+    over memory: the XYZ -> RGB matrix (white point folded in) is one matmul on
+    channels-last data and most updates happen in place.
+    """
+    import torch
+
+    fy = (_as_float(L) + 16.0) / 116.0
+    X = _f_inv(fy + _as_float(a) / 500.0)
+    Z = _f_inv(fy - _as_float(b) / 200.0)
+    Y = _f_inv(fy).clamp_(0.0, 1.0)
+    xyz = torch.stack((X, Y, Z), dim=-1)
+    del X, Z
+    m = torch.tensor(RGB_FROM_XYZ, dtype=xyz.dtype, device=xyz.device)
+    m = m * torch.tensor(WHITE_D65, dtype=xyz.dtype, device=xyz.device).view(1, 3)
+    lin = xyz @ m.t()
+    del xyz
+    hi = lin.amax(dim=-1)
+    lo = lin.amin(dim=-1)
+    need = (hi > 1.0) | (lo < 0.0)
+    if bool(need.any()):
+        tiny = 1e-12
+        s_hi = (1.0 - Y).div_((hi - Y).clamp_(min=tiny)).clamp_(max=1.0)
+        s_lo = Y.div((Y - lo).clamp_(min=tiny)).clamp_(max=1.0)
+        s = torch.minimum(s_hi, s_lo).clamp_(0.0, 1.0)
+        Yc = Y.unsqueeze(-1)
+        lin.sub_(Yc).mul_(s.unsqueeze(-1)).add_(Yc)
+    lin.clamp_(0.0, 1.0)
+    return _linear_to_srgb(lin).mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+
+
 def gray_to_L(g):
     """L* of the sRGB gray (g, g, g) for gray values g in [0, 1] (any shape)."""
     # the rows of XYZ_FROM_RGB's middle line sum to 1: Y of (g,g,g) is linear(g)

@@ -87,6 +87,8 @@ def upsample_rows(ab, H: int, W: int, y0: int, y1: int):
     import torch.nn.functional as F
 
     h, w = ab.shape[-2:]
+    if y0 == 0 and y1 == H:
+        return F.interpolate(ab[None], size=(H, W), mode="bilinear", align_corners=False)[0]
     if w != W:
         ab = F.interpolate(ab[None], size=(h, W), mode="bilinear", align_corners=False)[0]
     if h == H:
@@ -110,7 +112,7 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     """
     import torch
 
-    from colorbatch.color import lab_to_rgb_keep_L
+    from colorbatch.color import lab_to_srgb8_keep_L
 
     H, W = Lq.shape
     rgb = np.empty((H, W, 3), dtype=np.uint8)
@@ -125,9 +127,7 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
         else:
             L = torch.from_numpy(np.ascontiguousarray(Lq[y0:y1], dtype=np.float32)).to(device)
         ab = upsample_rows(ab_small, H, W, y0, y1)
-        lab = torch.cat((L[None], ab), dim=0)
-        out = lab_to_rgb_keep_L(lab).mul_(255.0).round_().to(torch.uint8)
-        rgb[y0:y1] = out.permute(1, 2, 0).cpu().numpy()
+        rgb[y0:y1] = lab_to_srgb8_keep_L(L, ab[0], ab[1]).cpu().numpy()
         if want_ab:
             ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
     return rgb, ab_full

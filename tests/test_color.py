@@ -119,3 +119,13 @@ def test_keep_L_desaturates_out_of_gamut_at_constant_L():
     inside = (color.rgb_to_lab(clipped) - t).abs().amax(0) < 1e-3
     assert (out - clipped).abs().amax(0)[inside].max() < 1e-3
     assert torch.allclose(out[:, 0, 0], torch.ones(3), atol=1e-4)
+
+
+def test_srgb8_fast_path_matches_keep_L():
+    rng = np.random.default_rng(3)
+    lab = rng.uniform([0, -100, -100], [100, 100, 100], (25, 31, 3)).astype(np.float32)
+    t = _t(lab)
+    ref = (color.lab_to_rgb_keep_L(t) * 255).round().to(torch.uint8).permute(1, 2, 0)
+    got = color.lab_to_srgb8_keep_L(t[0], t[1], t[2])
+    assert got.shape == (25, 31, 3) and got.dtype == torch.uint8
+    assert (got.int() - ref.int()).abs().max() <= 1
