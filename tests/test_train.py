@@ -257,3 +257,30 @@ def test_dataset_crops_are_seeded_and_flip(tmp_path):
     assert val.shape == (3, 32, 32)
     bad = ColorDataset([tmp_path / "missing.png"], 32)[0]
     assert bad["ok"] is False and bad["why"] == "error"
+
+
+def test_csv_log_format(tmp_path, write_recipe, run_recipe):
+    import csv
+
+    folder = colour_folder(tmp_path / "imgs", 3)
+    recipe = write_recipe([("load", {"source": str(folder)}),
+                           ("train", dict(TINY, epochs=1, log_format="csv", log="{run_dir}/train_log.csv"))],
+                          name="csvlog")
+    summary = run_recipe(recipe)
+    assert summary["status"] == "ok"
+    rows = list(csv.DictReader((Path(summary["run_dir"]) / "train_log.csv").open()))
+    assert [r["kind"] for r in rows] == ["step", "epoch"]
+    assert float(rows[-1]["train_loss"]) > 0 and float(rows[-1]["val_loss"]) > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_bf16_channels_last_training(tmp_path, write_recipe, run_recipe):
+    folder = colour_folder(tmp_path / "imgs", 4)
+    recipe = write_recipe([("load", {"source": str(folder)}),
+                           ("train", dict(TINY, epochs=2, device="cuda", workers=1))], name="cuda")
+    summary = run_recipe(recipe)
+    assert summary["status"] == "ok", summary
+    assert summary["device"].startswith("cuda")
+    losses = [e["train_loss"] for e in epochs(Path(summary["run_dir"]))]
+    assert all(np.isfinite(losses))
