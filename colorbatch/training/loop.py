@@ -282,7 +282,7 @@ class Trainer:
         ds = ColorDataset(self.val_sources, o.val_size or o.size, train=False, gray_threshold=o.gray_threshold)
         sampler = EpochSampler(len(ds), shuffle=False, rank=self.rank, world_size=self.world)
         total = [0.0, 0.0, 0.0]
-        self.net.eval()
+        self.model.eval()
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp else nullcontext()
         with torch.no_grad():
             for batch in self._loader(ds, sampler):
@@ -290,13 +290,13 @@ class Trainer:
                 if batch["rgb"] is None:
                     continue
                 L01, target = self._lab(batch["rgb"])
-                with amp:
-                    pred = self.net(L01)
+                with amp:  # the plain module: no DDP collectives, so ranks may skip batches here
+                    pred = self.model(L01)
                 n = target.shape[0]
                 total[0] += float(self.loss_fn(pred.float(), target)) * n
                 total[1] += float(torch.nn.functional.mse_loss(pred.float(), target)) * n
                 total[2] += n
-        self.net.train()
+        self.model.train()
         s = D.all_reduce_sum(total, self.device)
         return (s[0] / s[2], s[1] / s[2]) if s[2] else (None, None)
 
