@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import audio_md5, make_clip
+from video_testlib import audio_md5, make_clip
 
 from colorbatch_video.source import read_info
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import audio_md5, decode_all, make_clip, run_recipe
+from video_testlib import audio_md5, decode_all, make_clip, run_recipe
 
 from colorbatch_video import lab
 from colorbatch_video.source import enumerate_source, read_info
@@ -146,7 +146,7 @@ def test_bad_inputs_are_reported_and_leave_nothing(tmp_path, clip):
     (src / "text.mkv").write_text("not a video")
     make_clip(src / "sound.mp4", seconds=0.5, audio=True)
     import subprocess
-    from conftest import ffmpeg
+    from video_testlib import ffmpeg
 
     subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-i", str(src / "sound.mp4"), "-vn", "-c", "copy",
                     str(src / "audio_only.mp4")], check=True)
@@ -196,7 +196,7 @@ def test_export_and_assemble_frames(clip, tmp_path):
 
 def test_variable_frame_rate_is_resampled(tmp_path):
     import subprocess
-    from conftest import clip_frames, ffmpeg
+    from video_testlib import clip_frames, ffmpeg
 
     raw = b"".join(f.tobytes() for f in clip_frames(n=40))
     vfr = tmp_path / "vfr.mkv"
@@ -274,7 +274,7 @@ def test_foreign_file_at_target_is_not_replaced(clip, tmp_path):
 
 def test_audio_that_the_target_container_cannot_hold(tmp_path):
     import subprocess
-    from conftest import ffmpeg
+    from video_testlib import ffmpeg
 
     avi = tmp_path / "pcm.avi"
     subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1",

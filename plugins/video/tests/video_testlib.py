@@ -1,4 +1,7 @@
-"""Helpers for the video plugin's tests: tiny generated clips and a fake colorize step."""
+"""Helpers for the video plugin's tests: tiny generated clips and a fake colorize step.
+
+(A uniquely named module, not conftest.py, so that the tests of several plugins can run
+in one pytest session.)"""
 from __future__ import annotations
 
 import subprocess
@@ -134,9 +137,3 @@ def run_recipe(steps: list[dict], base: Path, **kw) -> tuple[dict, object]:
     summary = execute(ctx)
     summary.pop("_exception", None)
     return summary, ctx
-
-
-@pytest.fixture(scope="session")
-def clip(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("clips")
-    return make_clip(d / "film.mp4")
