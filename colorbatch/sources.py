@@ -42,12 +42,18 @@ class SourceDef:
                  items it returns are taken relative to the file's folder and
                  prefixed with that folder's place in the tree, so outputs mirror
                  the input tree.
+    options:     optional: a callable returning a pydantic model (``extra="forbid"``)
+                 for the source's own settings, given in the load step's
+                 ``source_options`` table. They are validated before any work
+                 starts; ``enumerate`` finds the validated model in
+                 ``options.source_options``.
     """
 
     name: str
     enumerate: Callable[..., Any]
     extensions: tuple[str, ...] = ()
     help: str = ""
+    options: Callable[[], type] | None = None
     plugin: str = field(default="", compare=False)
 
 

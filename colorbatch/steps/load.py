@@ -40,6 +40,11 @@ class Options(BaseModel):
     size: Optional[int] = Field(
         None, ge=1, description="A size hint for later steps (network resolution), in pixels."
     )
+    source_options: dict = Field(
+        default_factory=dict,
+        description="Settings of the chosen source (layout), e.g. { settle = 2 } for watch; "
+        "validated against that source's own options.",
+    )
     max_pixels: Optional[int] = Field(
         None,
         ge=0,
@@ -72,6 +77,7 @@ class LoadStep(Step):
         if options.split is not None and options.split not in ("train", "val"):
             raise ColorbatchError(f"split {options.split!r}: use train or val")
         self.layout = resolve_layout(options, ctx)
+        self._validate_source_options()
         from pathlib import Path
 
         from colorbatch.sources import is_glob
@@ -81,6 +87,28 @@ class LoadStep(Step):
             p = Path(src).expanduser()
             if not p.exists():
                 raise ColorbatchError(f"{src}: source not found; check the load step's source path")
+
+    def _validate_source_options(self) -> None:
+        """Check ``source_options`` against the chosen source's schema, naming each field."""
+        from colorbatch import registry
+        from colorbatch.errors import RecipeError
+
+        sdef = registry.sources(self.ctx.pm)[self.layout]
+        given = self.options.source_options
+        where = "source_options"  # the runner prefixes the step's name
+        if sdef.options is None:
+            if given:
+                raise RecipeError(f"{where}: the {self.layout!r} source takes no options")
+            return
+        from pydantic import ValidationError
+
+        from colorbatch.recipe import _format_pydantic
+
+        model = sdef.options()
+        try:
+            self.options.source_options = model.model_validate(given)
+        except ValidationError as exc:
+            raise RecipeError(_format_pydantic(exc, where, model)) from None
 
     def _tag(self, item, index: int):
         item.meta["index"] = index

@@ -20,12 +20,13 @@ def _session(run):
 def colorbatch_register_sources():
     from colorbatch.sources import SourceDef
 
-    from colorbatch_watch.source import enumerate_watch
+    from colorbatch_watch.source import enumerate_watch, source_options_model
 
     return [
         SourceDef(
             name="watch",
             enumerate=enumerate_watch,
+            options=source_options_model,
             help="a folder watched for new images (unbounded; see `colorbatch watch --help`)",
         )
     ]

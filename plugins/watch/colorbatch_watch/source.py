@@ -7,10 +7,13 @@ flush marker whenever it has nothing ready, so that a batching step processes
 what it holds instead of waiting for a full batch.
 
 Settings come from the ``colorbatch watch`` command (``ctx.state["watch"]``)
-or, in a recipe, from environment variables: ``COLORBATCH_WATCH_SETTLE``
-(seconds, default 2), ``COLORBATCH_WATCH_POLL=1`` (polling observer, for
-network shares), ``COLORBATCH_WATCH_RESCAN`` (seconds between safety rescans,
-default 30), ``COLORBATCH_WATCH_ONCE=1`` (process what is there, then end).
+or, in a recipe, from the load step's ``source_options`` table (validated by
+:class:`SourceOptions`): ``settle`` (seconds, default 2), ``poll`` (polling
+observer, for network shares), ``poll_interval``, ``rescan`` (seconds between
+safety rescans, default 30), ``once`` (process what is there, then end),
+``retry_failed``. The environment variables ``COLORBATCH_WATCH_SETTLE``,
+``_POLL``, ``_POLL_INTERVAL``, ``_RESCAN``, ``_ONCE``, ``_RETRY_FAILED`` give
+the defaults.
 """
 from __future__ import annotations
 
@@ -70,6 +73,24 @@ class WatchConfig:
         )
 
 
+def source_options_model():
+    """The schema of ``source_options`` for ``layout = "watch"`` (defaults from the environment)."""
+    from pydantic import BaseModel, ConfigDict, Field
+
+    env = WatchConfig.from_env()
+
+    class SourceOptions(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        settle: float = Field(env.settle, ge=0, description="Seconds a file must be unchanged before it is taken.")
+        poll: bool = Field(env.poll, description="Poll instead of file events (network shares).")
+        poll_interval: float = Field(env.poll_interval, gt=0, description="Seconds between polls.")
+        rescan: float = Field(env.rescan, gt=0, description="Seconds between safety rescans of the folder.")
+        once: bool = Field(env.once, description="Process what is there, then end.")
+        retry_failed: bool = Field(env.retry_failed, description="Retry files that failed before.")
+
+    return SourceOptions
+
+
 def _output_folders(ctx) -> list[Path]:
     """The ``out`` folders of the plan's steps (to keep out of the watch, and to log in)."""
     outs = []
@@ -94,7 +115,11 @@ def enumerate_watch(source, options, ctx):
     state = getattr(ctx, "state", {})
     config = state.get(STATE_KEY)
     if not isinstance(config, WatchConfig):
-        config = WatchConfig.from_env()
+        given = getattr(options, "source_options", None)
+        if given is not None and hasattr(given, "model_dump"):
+            config = WatchConfig(**given.model_dump())
+        else:
+            config = WatchConfig.from_env()
     outs = _output_folders(ctx)
     if root in outs:
         raise ColorbatchError(f"{root}: the output folder cannot be the watched folder; pick another --out")

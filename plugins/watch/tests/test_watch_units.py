@@ -340,3 +340,29 @@ def test_inotify_folder_moved_in_is_found_without_a_rescan(tmp_path):
     assert wait_for(lambda: len(run.outputs) == 2)
     run.stop()
     assert sorted(run.outputs) == ["album/b.png", "album/deep/a.png"]
+
+
+def test_watch_source_options_are_validated_before_work(tmp_path):
+    """A misspelt watch setting in a recipe is named, with a suggestion, before any work."""
+    from colorbatch import registry
+    from colorbatch.plugins import make_plugin_manager
+    from colorbatch.recipe import build_plan
+    from colorbatch.runner import run_plan
+
+    (tmp_path / "in").mkdir()
+    pm = make_plugin_manager()
+    raw = {
+        "schema_version": 1,
+        "name": "w",
+        "steps": [
+            {"uses": "load", "with": {"source": "in", "layout": "watch", "source_options": {"setle": 1, "once": True}}},
+            {"uses": "grayscale"},
+            {"uses": "save", "with": {"out": "out"}},
+        ],
+    }
+    plan = build_plan(raw, registry.steps(pm), label="w.toml", base_dir=tmp_path, run_dir=tmp_path / "run")
+    summary = run_plan(plan, pm, show_progress=False)
+    summary.pop("_exception", None)
+    assert summary["exit_code"] == 2
+    assert "steps[1] (load): source_options.setle: unknown option; did you mean settle?" in summary["error"]
+    assert not (tmp_path / "out").exists()
