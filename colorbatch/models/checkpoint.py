@@ -87,10 +87,11 @@ def save_checkpoint(path, model, config: dict | None = None, training: dict | No
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
-    arch = getattr(model, "arch", None)
+    inner = getattr(model, "module", model)  # DDP / DataParallel wrappers
+    inner = getattr(inner, "_orig_mod", inner)  # torch.compile
+    arch = getattr(inner, "arch", None)
     if not isinstance(arch, dict):
         raise ColorbatchError("save_checkpoint: the model has no `arch` (build it with colorbatch.models.build_model)")
-    inner = getattr(model, "module", model)  # DDP
     from safetensors.torch import save_file
 
     state = {k: v.detach().to("cpu").contiguous() for k, v in inner.state_dict().items()}

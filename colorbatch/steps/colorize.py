@@ -86,6 +86,15 @@ class ColorizeStep(Step):
 
         self.device = pick_device(options.device)  # fail early on an unavailable device
         later = [c.uses for c in ctx.plan.steps if c.index > idx]
+        self.model_path = None
+        if not self.after_train:
+            # resolve now (reads only the JSON): a missing model stops the run before any
+            # work, and save (also in --dry-run) can compare the model id with its manifest
+            from colorbatch.models.checkpoint import discover_model, model_id
+
+            self.model_path = discover_model(options.model or ctx.state.get("checkpoint"))
+            ctx.state["model_id"] = model_id(self.model_path)
+            ctx.state["model"] = str(self.model_path)
         only_save = bool(later) and all(u == "save" for u in later)
         self.keep_arrays = options.keep_arrays if options.keep_arrays is not None else not only_save
 
@@ -96,7 +105,7 @@ class ColorizeStep(Step):
         from colorbatch.colorizer import Colorizer
         from colorbatch.device import configure_threads, tune_malloc
 
-        path = self.options.model or self.ctx.state.get("checkpoint")
+        path = self.model_path or self.options.model or self.ctx.state.get("checkpoint")
         configure_threads(self.device, self.workers)
         tune_malloc()
         self.colorizer = Colorizer(path, self.device, self.options.size, self.options.batch_size)
