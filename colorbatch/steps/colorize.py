@@ -183,8 +183,13 @@ class ColorizeStep(Step):
 
 
     def _process(self, chunk):
+        """Batches through the network; recombination of batch k (in a helper
+        thread) overlaps with saving batch k-1 and running the network on k+1."""
+        from collections import deque
+
         held = []
         pixels = 0
+        pending: deque = deque()  # (item, future, full-res pixels), in order
         for item, prep in self._prepared(chunk):
             if "error" in prep:
                 self.ctx.fail(item, ItemError(prep["error"]))
@@ -192,55 +197,85 @@ class ColorizeStep(Step):
             held.append((item, prep))
             pixels += prep["Lq"].numel()
             if len(held) >= self.colorizer.batch_size or pixels >= self.options.max_batch_pixels:
-                yield from self._finish(held)
+                self._submit(held, pending)
                 held, pixels = [], 0
+                yield from self._drain(pending, keep=self.colorizer.batch_size)
         if held:
-            yield from self._finish(held)
+            self._submit(held, pending)
+        yield from self._drain(pending, keep=0)
 
-    def _finish(self, held):
+    def _pool(self):
+        if getattr(self, "_executor", None) is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorbatch-compose")
+        return self._executor
+
+    def _submit(self, held, pending):
+        """Run the network on ``held`` and queue each item's recombination."""
+        from concurrent.futures import Future
+
+        try:
+            preds = self.colorizer.predict_small([p["small"] for _, p in held])
+        except Exception as exc:  # noqa: BLE001 - e.g. OOM at batch 1: fail these items
+            if len(held) == 1:
+                fut = Future()
+                fut.set_result(exc)
+                pending.append((held[0][0], fut, 0))
+                return
+            for one in held:  # retry one by one so a single bad item does not sink the batch
+                self._submit([one], pending)
+            return
+        pool = self._pool()
+        for (item, prep), pred in zip(held, preds):
+            px = prep["Lq"].numel()  # before the helper thread takes it
+            pending.append((item, pool.submit(self._compose, item, prep, pred), px))
+
+    def _drain(self, pending, keep: int):
+        """Yield finished items, oldest first, until at most ``keep`` remain in flight
+        (and their full-resolution pixels fit ``max_batch_pixels``)."""
+        while pending and (len(pending) > keep or sum(p for _, _, p in pending) > self.options.max_batch_pixels):
+            item, fut, _ = pending.popleft()
+            error = fut.result()
+            if error is not None:
+                self.ctx.fail(item, error)
+                continue
+            if self.task is not None:
+                self.task.advance(1)
+            yield item
+
+    def _compose(self, item, prep, pred):
+        """Recombine one item (runs in the helper thread); returns an exception or None."""
         import numpy as np
         import torch
 
         from colorbatch.colorizer import L_SCALE, compose_full, unpack_L, unpack_rgb
 
         try:
-            preds = self.colorizer.predict_small([p["small"] for _, p in held])
-        except Exception as exc:  # noqa: BLE001 - e.g. OOM at batch 1: fail these items
-            if len(held) == 1:
-                self.ctx.fail(held[0][0], exc)
-                return
-            for one in held:  # retry one by one so a single bad item does not sink the batch
-                yield from self._finish([one])
-            return
-        while held:
-            item, prep = held.pop(0)
-            pred = preds.pop(0)
-            try:
-                Lq = unpack_L(prep.pop("Lq"))
-                with torch.inference_mode():
-                    rgb, ab = compose_full(Lq, pred, self.colorizer.device, want_ab=self.keep_arrays)
-                if self.keep_arrays:
-                    item.L = Lq.astype(np.float32)
-                    item.L /= L_SCALE
-                    item.ab = ab
-                del Lq, ab
-                item.output = rgb
-                item.rgb = unpack_rgb(prep.pop("rgb", None))
-                for note in prep.get("notes", []):
-                    if note not in item.notes:
-                        item.notes.append(note)
-                item.meta.update(prep.get("meta", {}))
-                item.meta["model"] = self.colorizer.model_id
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                self.ctx.fail(item, exc)
-                continue
-            finally:
-                del pred
-            if self.task is not None:
-                self.task.advance(1)
-            yield item
+            Lq = unpack_L(prep.pop("Lq"))
+            with torch.inference_mode():
+                rgb, ab = compose_full(Lq, pred, self.colorizer.device, want_ab=self.keep_arrays)
+            if self.keep_arrays:
+                item.L = Lq.astype(np.float32)
+                item.L /= L_SCALE
+                item.ab = ab
+            del Lq, ab
+            item.output = rgb
+            item.rgb = unpack_rgb(prep.pop("rgb", None))
+            for note in prep.get("notes", []):
+                if note not in item.notes:
+                    item.notes.append(note)
+            item.meta.update(prep.get("meta", {}))
+            item.meta["model"] = self.colorizer.model_id
+            return None
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread
+            return exc
+
+    def close(self) -> None:
+        ex = getattr(self, "_executor", None)
+        if ex is not None:
+            ex.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
 
 
 STEP = StepDef(
