@@ -30,7 +30,7 @@ class Options(BaseModel):
     workers: Optional[int] = Field(
         None, ge=0, description="Decoding worker processes (default: cores - 1, at most 4; 0 = decode in the main process)."
     )
-    chunk: int = Field(64, ge=1, description="Items taken from the stream per round of decoding workers.")
+    chunk: int = Field(256, ge=1, description="Items taken from the stream per round of decoding workers (a flush marker from a watched folder ends a round early).")
     keep_arrays: Optional[bool] = Field(
         None,
         description="Set item.L and item.ab (full-resolution float arrays) for later steps. Default: "
