@@ -286,13 +286,14 @@ class Colorizer:
 # --------------------------------------------------------------------------- #
 
 
-def prepare_item(item, size: int) -> dict:
+def prepare_item(item, size: int, compact: bool = True) -> dict:
     """Decode ``item`` (unless item.L is set) and make its network input.
 
     Returns a dict of compact, shareable pieces: ``small`` (1,h,w) float32
     L*/100 at network size, ``Lq`` full-resolution uint16 L*, ``rgb`` (uint8
     or uint16 H x W x 3, colour inputs only), ``notes``, ``meta``; or
-    ``{"error": message}``.
+    ``{"error": message}``. With ``compact=False`` (preparation in the main
+    process, nothing to send) a colour ground truth stays in ``item.rgb`` as is.
     """
     import torch
 
@@ -308,7 +309,7 @@ def prepare_item(item, size: int) -> dict:
         small = resize_L01(Lq, net_shape(*L.shape, size))
         item.L = None
         rgb = None
-        if item.rgb is not None:
+        if item.rgb is not None and compact:
             r = np.asarray(item.rgb)
             item.rgb = None
             if item.meta.get("input_bits", 8) == 8:

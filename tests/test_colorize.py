@@ -227,3 +227,15 @@ def test_unknown_device_is_one_line(model_path):
     with pytest.raises(ColorbatchError, match="unknown"):
         _ctx({"model": str(model_path), "device": "tpu"})[1].stepdef.factory(
             *(lambda c: (c[1].options, c[0]))(_ctx({"model": str(model_path), "device": "tpu"})))
+
+
+def test_predecoded_colour_ground_truth_is_kept_exactly(model_path):
+    ctx, cfg = _ctx({"model": str(model_path), "size": 32, "workers": 0})
+    step = cfg.stepdef.factory(cfg.options, ctx)
+    rgb = np.random.default_rng(0).random((12, 9, 3)).astype(np.float32)
+    from colorbatch import color
+
+    item = Item(id="c.png", rgb=rgb.copy(), L=color.rgb_to_L_np(rgb), meta={"index": 0})
+    (out,) = list(step.run(iter([item])))
+    assert np.array_equal(out.rgb, rgb)  # evaluation compares against the untouched original
+    assert out.ab.shape == (12, 9, 2) and out.output.shape == (12, 9, 3)

@@ -65,7 +65,7 @@ class _ChunkDataset:
     def __getitem__(self, i):
         from colorbatch.colorizer import prepare_item
 
-        return prepare_item(self.items[i], self.size)
+        return prepare_item(self.items[i], self.size, compact=True)
 
 
 class ColorizeStep(Step):
@@ -160,7 +160,7 @@ class ColorizeStep(Step):
         workers = min(self.workers, len(todo))
         if workers <= 0 or len(todo) < 2:
             for item in chunk:
-                yield item, prepare_item(item, size)
+                yield item, prepare_item(item, size, compact=False)
             return
         import torch
         from torch.utils.data import DataLoader
@@ -177,7 +177,7 @@ class ColorizeStep(Step):
         results = iter(loader)
         for item in chunk:
             if item.L is not None:
-                yield item, prepare_item(item, size)
+                yield item, prepare_item(item, size, compact=False)
             else:
                 yield item, next(results)
 
@@ -261,7 +261,9 @@ class ColorizeStep(Step):
                 item.ab = ab
             del Lq, ab
             item.output = rgb
-            item.rgb = unpack_rgb(prep.pop("rgb", None))
+            rgb_gt = unpack_rgb(prep.pop("rgb", None))
+            if rgb_gt is not None:  # sent compactly by a worker
+                item.rgb = rgb_gt
             for note in prep.get("notes", []):
                 if note not in item.notes:
                     item.notes.append(note)
