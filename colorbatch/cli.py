@@ -419,6 +419,57 @@ def evaluate(
     run_builtin_recipe("evaluate", steps_, run_dir=run_dir, dry_run=False, json_out=json_out)
 
 
+@app.command()
+@handle_errors
+def models(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")):
+    """List trained models in the cache and say which one `colorize` would use."""
+    from colorbatch.models.checkpoint import discover_model, models_dir, read_meta
+
+    folder = models_dir()
+    try:
+        chosen = discover_model(None).resolve()
+    except ColorbatchError:
+        chosen = None
+    rows = []
+    for p in sorted(folder.glob("*.safetensors"), key=lambda q: q.stat().st_mtime, reverse=True) if folder.is_dir() else []:
+        try:
+            meta = read_meta(p)
+        except ColorbatchError as exc:
+            rows.append({"path": str(p), "error": str(exc)})
+            continue
+        arch = meta.get("model", {})
+        training = meta.get("training") or {}
+        rows.append(
+            {
+                "path": str(p),
+                "id": meta.get("id"),
+                "encoder": arch.get("encoder"),
+                "created": meta.get("created"),
+                "best_val_loss": training.get("best_val_loss"),
+                "default": chosen is not None and p.resolve() == chosen,
+            }
+        )
+    if json_out:
+        typer.echo(json.dumps({"cache": str(folder), "selected": str(chosen) if chosen else None, "models": rows}, indent=2, default=str))
+        return
+    from rich.console import Console
+
+    out = Console()
+    out.print(f"models in {folder}:", markup=False, highlight=False)
+    if not rows:
+        out.print("  none yet; train one with `colorbatch run recipes/quickstart.toml`", markup=False)
+    for r in rows:
+        if "error" in r:
+            out.print(f"  [red]unreadable[/] {r['path']}: {r['error']}")
+            continue
+        mark = "*" if r["default"] else " "
+        loss = f", val loss {r['best_val_loss']:.5f}" if isinstance(r["best_val_loss"], (int, float)) else ""
+        out.print(f"{mark} {r['path']} ({r['encoder']}{loss})", markup=False, highlight=False)
+    if chosen is not None:
+        origin = "$COLORBATCH_MODEL" if os.environ.get("COLORBATCH_MODEL") else "the newest in the cache"
+        out.print(f"colorize uses: {chosen} ({origin})", markup=False, highlight=False)
+
+
 # --------------------------------------------------------------------------- #
 # plugin commands and entry point
 # --------------------------------------------------------------------------- #

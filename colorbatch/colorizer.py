@@ -69,7 +69,7 @@ def resize_L01(L, shape):
     th, tw = shape
     step = max(1, (1 << 22) // max(1, w))
     for y in range(0, h, step):
-        band = t[y : y + step].float().div_(scale)[None, None]
+        band = (t[y : y + step].float() / scale)[None, None]  # never in place: t may share the caller's array
         if tw != w:
             band = F.interpolate(band, size=(band.shape[-2], tw), mode="bilinear", antialias=True,
                                  align_corners=False)

@@ -148,3 +148,30 @@ def test_steps_json_lists_core_steps_with_options():
     load_opts = {o["name"]: o for o in steps["load"]["options"]}
     assert load_opts["source"]["required"] is True
     assert all(s["help"] for s in steps.values())
+
+
+def test_models_lists_the_cache_and_the_selected_model(tmp_path):
+    from colorbatch.models import build_model
+    from colorbatch.models.checkpoint import publish, save_checkpoint
+
+    env = {**ENV, "COLORBATCH_CACHE": str(tmp_path / "cache")}
+    env.pop("COLORBATCH_MODEL", None)
+    r = cli("models", "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["models"] == [] and json.loads(r.stdout)["selected"] is None
+
+    model = build_model("efficientnet-lite0", "none", widths=(32, 16, 16, 16, 16))
+    ckpt = save_checkpoint(tmp_path / "tiny.safetensors", model, {"test": True})
+    os.environ["COLORBATCH_CACHE"], old = str(tmp_path / "cache"), os.environ.get("COLORBATCH_CACHE")
+    try:
+        published = publish(ckpt)
+    finally:
+        if old is None:
+            del os.environ["COLORBATCH_CACHE"]
+        else:
+            os.environ["COLORBATCH_CACHE"] = old
+    r = cli("models", "--json", env=env)
+    data = json.loads(r.stdout)
+    assert data["selected"] == str(published.resolve())
+    assert [m["default"] for m in data["models"]] == [True]
+    assert data["models"][0]["encoder"] == "efficientnet-lite0"

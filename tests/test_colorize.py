@@ -239,3 +239,14 @@ def test_predecoded_colour_ground_truth_is_kept_exactly(model_path):
     (out,) = list(step.run(iter([item])))
     assert np.array_equal(out.rgb, rgb)  # evaluation compares against the untouched original
     assert out.ab.shape == (12, 9, 2) and out.output.shape == (12, 9, 3)
+
+
+def test_resize_L01_leaves_the_callers_array_alone():
+    from colorbatch.colorizer import resize_L01
+
+    L = np.linspace(0, 100, 64 * 48, dtype=np.float32).reshape(48, 64)
+    before = L.copy()
+    small = resize_L01(L, (24, 32))
+    assert tuple(small.shape) == (1, 24, 32)
+    assert float(small.max()) <= 1.0 + 1e-6
+    np.testing.assert_array_equal(L, before)
