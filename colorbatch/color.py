@@ -162,6 +162,12 @@ def lab_to_srgb8_keep_L(L, a, b):
     """
     import torch
 
+    if L.device.type == "cpu":
+        fy = (_as_float(L) + 16.0) / 116.0
+        fx = _as_float(a).div(500.0).add_(fy)
+        fz = torch.sub(fy, _as_float(b), alpha=1.0 / 200.0)
+        Y = _f_inv(fy).clamp_(0.0, 1.0)
+        return srgb8_from_f(fy, Y, fx, fz)
     fy = (_as_float(L) + 16.0) / 116.0
     X = _f_inv(fy + _as_float(a) / 500.0)
     Z = _f_inv(fy - _as_float(b) / 200.0)
@@ -193,6 +199,79 @@ def lab_to_srgb8_keep_L(L, a, b):
 
 _LUT_N = 65536
 _LUT = None
+
+# XYZ (white folded in) -> linear sRGB, as plain floats for the CPU kernel
+_M_W = tuple(tuple(RGB_FROM_XYZ[i][j] * WHITE_D65[j] for j in range(3)) for i in range(3))
+
+
+def _f_inv_cube_(t):
+    """f^-1 of CIE LAB for float32 tensor ``t`` (t is consumed: result in a new tensor)."""
+    import torch
+
+    out = t * t
+    out.mul_(t)
+    low = t < _F_EPS
+    if bool(low.any()):
+        out[low] = (t[low] - _F_OFFSET) / _KAPPA
+    return out
+
+
+def srgb8_from_f(fy, Y, fx, fz):
+    """CPU kernel of :func:`lab_to_srgb8_keep_L`: from float32 planes (H, W) of
+    f(Y/Yn) = (L*+16)/116, the luminance Y (clamped to [0, 1]), fx = fy + a*/500
+    and fz = fy - b*/200 (both consumed), the (H, W, 3) uint8 sRGB image.
+
+    Few passes over memory: X and Z by two multiplications (the linear piece of
+    f^-1 only where needed), the 3x3 matrix as three fused multiply-adds per
+    channel, the gamut correction only on the pixels that need it, and gamma +
+    quantisation through the 65536-entry table.
+    """
+    import torch
+
+    X = _f_inv_cube_(fx)
+    del fx
+    Z = _f_inv_cube_(fz)
+    del fz
+    m = _M_W
+    planes = []
+    for i in range(3):
+        c = X * m[i][0]
+        c.add_(Y, alpha=m[i][1]).add_(Z, alpha=m[i][2])
+        planes.append(c)
+    del X, Z
+    lo = min(float(p.min()) for p in planes)
+    hi = max(float(p.max()) for p in planes)
+    if lo < 0.0 or hi > 1.0:
+        r, g, b = planes
+        cmax = torch.maximum(r, g)
+        torch.maximum(cmax, b, out=cmax)
+        cmin = torch.minimum(r, g)
+        torch.minimum(cmin, b, out=cmin)
+        need = (cmax > 1.0).logical_or_(cmin < 0.0)
+        idx = need.view(-1).nonzero().view(-1)
+        if idx.numel():
+            tiny = 1e-12
+            Yn = Y.reshape(-1).index_select(0, idx)
+            hs = cmax.view(-1).index_select(0, idx)
+            ls = cmin.view(-1).index_select(0, idx)
+            s_hi = (1.0 - Yn).div_((hs - Yn).clamp_(min=tiny)).clamp_(max=1.0)
+            s_lo = Yn.div((Yn - ls).clamp_(min=tiny)).clamp_(max=1.0)
+            s = torch.minimum(s_hi, s_lo).clamp_(0.0, 1.0)
+            for p in planes:
+                flat = p.view(-1)
+                v = flat.index_select(0, idx)
+                flat.index_copy_(0, idx, v.sub_(Yn).mul_(s).add_(Yn))
+        del cmax, cmin, need
+    lut = _srgb8_lut()
+    H, W = Y.shape
+    out = np.empty((H, W, 3), dtype=np.uint8)
+    q = torch.empty((H, W), dtype=torch.int64)
+    for i, p in enumerate(planes):
+        p.clamp_(0.0, 1.0).mul_(_LUT_N - 1).add_(0.5)
+        q.copy_(p)
+        out[..., i] = np.take(lut, q.numpy())
+        planes[i] = None
+    return torch.from_numpy(out)
 
 
 def _srgb8_lut():

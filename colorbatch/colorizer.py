@@ -24,6 +24,7 @@ import numpy as np
 
 L_SCALE = 655.35  # L* (0..100) -> uint16
 TILE_PIXELS = 1 << 21  # pixels per row tile when recombining (~2 MP)
+CPU_TILE_PIXELS = 1 << 16  # pixels per tile of the CPU recombination kernel (fits the caches)
 
 _MODELS: dict = {}
 _LOCK = threading.Lock()
@@ -115,6 +116,8 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     from colorbatch.color import lab_to_srgb8_keep_L
 
     H, W = Lq.shape
+    if torch.device(device).type == "cpu":
+        return _compose_full_cpu(Lq, ab_small, want_ab)
     rgb = np.empty((H, W, 3), dtype=np.uint8)
     ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
     ab_small = ab_small.to(device=device, dtype=torch.float32) * 128.0
@@ -130,6 +133,65 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
         rgb[y0:y1] = lab_to_srgb8_keep_L(L, ab[0], ab[1]).cpu().numpy()
         if want_ab:
             ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
+    return rgb, ab_full
+
+
+_FY_LUT = None
+
+
+def _fy_Y_luts():
+    """Tables indexed by quantised L* (uint16): fy = (L*+16)/116 and Y = f^-1(fy)."""
+    global _FY_LUT
+    if _FY_LUT is None:
+        import torch
+
+        from colorbatch.color import _f_inv
+
+        L = torch.arange(65536, dtype=torch.float64) / L_SCALE
+        fy = (L + 16.0) / 116.0
+        Y = _f_inv(fy.clone()).clamp_(0.0, 1.0)
+        _FY_LUT = (fy.float().numpy(), Y.float().numpy())
+    return _FY_LUT
+
+
+def _compose_full_cpu(Lq, ab_small, want_ab: bool):
+    """CPU recombination in row tiles: fy and Y of each pixel by table lookup on the
+    quantised L*, a*/500 and -b*/200 upsampled directly (no separate scaling
+    passes), then :func:`colorbatch.color.srgb8_from_f`."""
+    import torch
+    import torch.nn.functional as F
+
+    from colorbatch.color import srgb8_from_f
+
+    if Lq.dtype != np.uint16:
+        Lq = quantize_L(np.asarray(Lq, dtype=np.float32))
+    H, W = Lq.shape
+    rgb = np.empty((H, W, 3), dtype=np.uint8)
+    ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
+    fy_lut, Y_lut = _fy_Y_luts()
+    ab = ab_small.to(device="cpu", dtype=torch.float32)
+    # a*b*/128 -> (a*/500, -b*/200): f(X) = fy + a*/500, f(Z) = fy - b*/200
+    scale = torch.tensor([128.0 / 500.0, -128.0 / 200.0]).view(2, 1, 1)
+    ab = (ab * scale).contiguous()
+    h, w = ab.shape[-2:]
+    if w != W:  # the width once; rows per tile below
+        ab = F.interpolate(ab[None], size=(h, W), mode="bilinear", align_corners=False)[0]
+    # small tiles: the ~20 passes of the kernel stay in the CPU caches
+    rows = max(1, CPU_TILE_PIXELS // max(1, W))
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        idx = Lq[y0:y1].astype(np.intp)
+        fy = torch.from_numpy(np.take(fy_lut, idx))
+        Y = torch.from_numpy(np.take(Y_lut, idx))
+        del idx
+        up = upsample_rows(ab, H, W, y0, y1).contiguous()
+        if want_ab:
+            ab_full[y0:y1, :, 0] = (up[0] * (500.0 / 1.0)).numpy()
+            ab_full[y0:y1, :, 1] = (up[1] * -200.0).numpy()
+        fx = up[0].add_(fy)
+        fz = up[1].add_(fy)
+        del up
+        rgb[y0:y1] = srgb8_from_f(fy, Y, fx, fz).numpy()
     return rgb, ab_full
 
 
