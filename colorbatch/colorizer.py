@@ -348,7 +348,7 @@ class Colorizer:
 # --------------------------------------------------------------------------- #
 
 
-def prepare_item(item, size: int, compact: bool = True) -> dict:
+def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -> dict:
     """Decode ``item`` (unless item.L is set) and make its network input.
 
     Returns a dict of compact, shareable pieces: ``small`` (1,h,w) float32
@@ -356,21 +356,52 @@ def prepare_item(item, size: int, compact: bool = True) -> dict:
     or uint16 H x W x 3, colour inputs only), ``notes``, ``meta``; or
     ``{"error": message}``. With ``compact=False`` (preparation in the main
     process, nothing to send) a colour ground truth stays in ``item.rgb`` as is.
+    ``want_rgb=False``: the colour ground truth is dropped (nothing after
+    colorize needs it), which saves converting and sending it.
     """
     import torch
 
     try:
-        if item.L is None:
-            from colorbatch.images import decode_item
-
-            decode_item(item)
-        L = np.asarray(item.L, dtype=np.float32)
-        if L.ndim != 2:
-            raise ValueError(f"L* must be H x W, got shape {L.shape}")
-        Lq = quantize_L(L)
-        small = resize_L01(Lq, net_shape(*L.shape, size))
-        item.L = None
         rgb = None
+        Lq = None
+        if item.L is None and item.path is not None:
+            # 8-bit files stay uint8, L* by table lookup (no float image)
+            from colorbatch.color import Lq_from_u8
+            from colorbatch.images import note_decoded, read_image
+
+            dec = read_image(item.path, max_pixels=item.meta.get("max_pixels"), raw8=True)
+            note_decoded(item, dec)
+            if dec.pixels.dtype == np.uint8:
+                Lq = Lq_from_u8(dec.pixels)
+                if dec.is_color and want_rgb:
+                    if compact:
+                        rgb = torch.from_numpy(np.array(dec.pixels))  # writable (shared with the main process)
+                    else:
+                        item.rgb = dec.pixels.astype(np.float32)
+                        item.rgb /= 255.0
+            else:  # 16/32-bit, alpha: float pixels, L* as decode_item computes it
+                from colorbatch import color
+
+                if dec.is_color:
+                    item.rgb = dec.pixels
+                    Lq = quantize_L(color.rgb_to_L_np(dec.pixels))
+                else:
+                    Lq = quantize_L(color.gray_to_L_np(dec.pixels))
+            del dec
+        if Lq is None:
+            if item.L is None:
+                from colorbatch.images import decode_item
+
+                decode_item(item)
+            L = np.asarray(item.L, dtype=np.float32)
+            if L.ndim != 2:
+                raise ValueError(f"L* must be H x W, got shape {L.shape}")
+            Lq = quantize_L(L)
+            del L
+        small = resize_L01(Lq, net_shape(*Lq.shape, size))
+        item.L = None
+        if item.rgb is not None and not want_rgb:
+            item.rgb = None
         if item.rgb is not None and compact:
             r = np.asarray(item.rgb)
             item.rgb = None

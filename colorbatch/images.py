@@ -274,12 +274,17 @@ def _read_tiff16_rgb(path: Path, orientation: int, notes: list[str]) -> np.ndarr
     return np.ascontiguousarray(px, dtype=np.float32)
 
 
-def read_image(path, *, max_pixels: int | None = None, draft: tuple[int, int] | None = None) -> Decoded:
+def read_image(
+    path, *, max_pixels: int | None = None, draft: tuple[int, int] | None = None, raw8: bool = False
+) -> Decoded:
     """Decode ``path`` into float32 pixels in [0, 1] (see :class:`Decoded`).
 
     ``max_pixels`` caps width x height (default: :func:`max_pixels_limit`; 0 = no
     limit). ``draft=(w, h)`` lets JPEG decode at a reduced scale that is still at
     least that size (much faster when only a small version is needed).
+    ``raw8=True``: an image that ends up as plain 8-bit gray or RGB (no alpha to
+    composite) keeps its uint8 pixels instead of float32 (no conversion pass;
+    for callers that compute L* by table lookup); other images are float32.
     Raises :class:`ImageReadError` naming the path and the reason.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
@@ -368,10 +373,10 @@ def read_image(path, *, max_pixels: int | None = None, draft: tuple[int, int] | 
                 notes.append(f"EXIF orientation {orientation} applied")
             except Exception:  # noqa: BLE001
                 notes.append("EXIF orientation could not be applied; image used as stored")
-        return _finish(*_to_array(im, icc, notes, meta, path), notes, meta, path)
+        return _finish(*_to_array(im, icc, notes, meta, path, raw8), notes, meta, path)
 
 
-def _to_array(im, icc, notes: list[str], meta: dict, path: Path):
+def _to_array(im, icc, notes: list[str], meta: dict, path: Path, raw8: bool = False):
     """Pillow image -> float32 array in [0, 1] and the file's mode."""
     mode = im.mode
     meta.setdefault("bits", 8)
@@ -416,6 +421,8 @@ def _to_array(im, icc, notes: list[str], meta: dict, path: Path):
     if im.mode == "CMYK":
         im = im.convert("RGB")
         notes.append("CMYK converted to RGB without a profile")
+    if raw8 and alpha is None and im.mode in ("L", "RGB"):
+        return np.asarray(im), mode  # uint8, as decoded
     arr = np.asarray(im, dtype=np.float32) / 255.0
     if alpha is not None:
         if float(alpha.min()) < 1.0:
@@ -424,7 +431,29 @@ def _to_array(im, icc, notes: list[str], meta: dict, path: Path):
     return arr, mode
 
 
+def _near_gray_u8(pixels: np.ndarray) -> bool:
+    """uint8 H x W x 3: are the channels equal within one code (= GRAY_TOLERANCE)?"""
+    r = pixels[..., 0]
+    for c in (1, 2):
+        other = pixels[..., c]
+        # a sparse sample first: a colour photo is rejected without a full pass
+        for a, b in ((r[::61, ::7], other[::61, ::7]), (r, other)):
+            d = a - b  # uint8, wraps: |a - b| <= 1  <=>  (a - b + 1) mod 256 <= 2
+            d += 1
+            if int(d.max()) > 2:
+                return False
+    return True
+
+
 def _finish(pixels: np.ndarray, mode: str, notes, meta, path: Path) -> Decoded:
+    if pixels.dtype == np.uint8:  # raw8
+        pixels = np.ascontiguousarray(pixels)
+        is_color = pixels.ndim == 3
+        if is_color and _near_gray_u8(pixels):
+            meta["near_gray"] = True
+            notes.append("colour file whose channels are equal: a gray image stored as colour")
+        meta["width"], meta["height"] = int(pixels.shape[1]), int(pixels.shape[0])
+        return Decoded(pixels=pixels, is_color=is_color, mode=mode, notes=notes, meta=meta)
     pixels = np.ascontiguousarray(np.clip(pixels, 0.0, 1.0), dtype=np.float32)
     is_color = pixels.ndim == 3
     if is_color:
@@ -471,12 +500,17 @@ def decode_item(item, max_pixels: int | None = None, draft: tuple[int, int] | No
     else:
         item.rgb = None
         item.L = np.asarray(color.gray_to_L_np(dec.pixels), dtype=np.float32)
+    note_decoded(item, dec)
+    return item
+
+
+def note_decoded(item, dec: Decoded) -> None:
+    """Copy a decoded image's notes and metadata onto ``item`` (as decode_item does)."""
     for note in dec.notes:
         if note not in item.notes:
             item.notes.append(note)
     item.meta.update({f"input_{k}" if k in ("format", "bits") else k: v for k, v in dec.meta.items()})
     item.meta["input_mode"] = dec.mode
-    return item
 
 
 def L_to_gray(L: np.ndarray) -> np.ndarray:

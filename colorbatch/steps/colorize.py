@@ -55,9 +55,10 @@ def _worker_init(_):
 class _ChunkDataset:
     """Map-style dataset over one chunk of items (decoded in workers)."""
 
-    def __init__(self, items, size):
+    def __init__(self, items, size, want_rgb=True):
         self.items = items
         self.size = size
+        self.want_rgb = want_rgb
 
     def __len__(self):
         return len(self.items)
@@ -65,7 +66,7 @@ class _ChunkDataset:
     def __getitem__(self, i):
         from colorbatch.colorizer import prepare_item
 
-        return prepare_item(self.items[i], self.size, compact=True)
+        return prepare_item(self.items[i], self.size, compact=True, want_rgb=self.want_rgb)
 
 
 class ColorizeStep(Step):
@@ -160,13 +161,13 @@ class ColorizeStep(Step):
         workers = min(self.workers, len(todo))
         if workers <= 0 or len(todo) < 2:
             for item in chunk:
-                yield item, prepare_item(item, size, compact=False)
+                yield item, prepare_item(item, size, compact=False, want_rgb=self.keep_arrays)
             return
         import torch
         from torch.utils.data import DataLoader
 
         loader = DataLoader(
-            _ChunkDataset([chunk[i] for i in todo], size),
+            _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.keep_arrays),
             batch_size=None,
             num_workers=workers,
             collate_fn=_identity,
@@ -177,7 +178,7 @@ class ColorizeStep(Step):
         results = iter(loader)
         for item in chunk:
             if item.L is not None:
-                yield item, prepare_item(item, size, compact=False)
+                yield item, prepare_item(item, size, compact=False, want_rgb=self.keep_arrays)
             else:
                 yield item, next(results)
 
