@@ -206,14 +206,14 @@ _M_W = tuple(tuple(RGB_FROM_XYZ[i][j] * WHITE_D65[j] for j in range(3)) for i in
 
 def _f_inv_cube_(t):
     """f^-1 of CIE LAB for float32 tensor ``t`` (t is consumed: result in a new tensor)."""
-    import torch
-
-    out = t * t
-    out.mul_(t)
-    low = t < _F_EPS
-    if bool(low.any()):
-        out[low] = (t[low] - _F_OFFSET) / _KAPPA
-    return out
+    if float(t.amin()) >= _F_EPS:  # the usual case: no dark pixel in the tile
+        out = t * t
+        return out.mul_(t)
+    # branch-free (masks and torch.where are ~10x slower than arithmetic on CPU)
+    c = t.clamp(min=_F_EPS)
+    out = c * c
+    out.mul_(c)
+    return out.add_(t.clamp_(max=_F_EPS).sub_(_F_EPS).div_(_KAPPA))
 
 
 def srgb8_from_f(fy, Y, fx, fz):
@@ -239,29 +239,26 @@ def srgb8_from_f(fy, Y, fx, fz):
         c.add_(Y, alpha=m[i][1]).add_(Z, alpha=m[i][2])
         planes.append(c)
     del X, Z
-    lo = min(float(p.min()) for p in planes)
-    hi = max(float(p.max()) for p in planes)
+    lo = min(float(p.amin()) for p in planes)
+    hi = max(float(p.amax()) for p in planes)
     if lo < 0.0 or hi > 1.0:
+        # Y is a convex combination of r, g, b, so min <= Y <= max and both ratios
+        # below are >= 1 for in-gamut pixels: one branch-free pass over the tile
         r, g, b = planes
         cmax = torch.maximum(r, g)
         torch.maximum(cmax, b, out=cmax)
         cmin = torch.minimum(r, g)
         torch.minimum(cmin, b, out=cmin)
-        need = (cmax > 1.0).logical_or_(cmin < 0.0)
-        idx = need.view(-1).nonzero().view(-1)
-        if idx.numel():
-            tiny = 1e-12
-            Yn = Y.reshape(-1).index_select(0, idx)
-            hs = cmax.view(-1).index_select(0, idx)
-            ls = cmin.view(-1).index_select(0, idx)
-            s_hi = (1.0 - Yn).div_((hs - Yn).clamp_(min=tiny)).clamp_(max=1.0)
-            s_lo = Yn.div((Yn - ls).clamp_(min=tiny)).clamp_(max=1.0)
-            s = torch.minimum(s_hi, s_lo).clamp_(0.0, 1.0)
-            for p in planes:
-                flat = p.view(-1)
-                v = flat.index_select(0, idx)
-                flat.index_copy_(0, idx, v.sub_(Yn).mul_(s).add_(Yn))
-        del cmax, cmin, need
+        tiny = 1e-12
+        s = torch.sub(1.0, Y).div_(cmax.sub_(Y).clamp_(min=tiny))
+        s_lo = Y.div(torch.sub(Y, cmin).clamp_(min=tiny))
+        del cmax, cmin
+        torch.minimum(s, s_lo, out=s)
+        s.clamp_(0.0, 1.0)
+        del s_lo
+        for p in planes:
+            p.sub_(Y).mul_(s).add_(Y)
+        del s
     lut = _srgb8_lut()
     H, W = Y.shape
     out = np.empty((H, W, 3), dtype=np.uint8)
