@@ -166,8 +166,8 @@ def lab_to_srgb8_keep_L(L, a, b):
         fy = (_as_float(L) + 16.0) / 116.0
         fx = _as_float(a).div(500.0).add_(fy)
         fz = torch.sub(fy, _as_float(b), alpha=1.0 / 200.0)
-        Y = _f_inv(fy).clamp_(0.0, 1.0)
-        return srgb8_from_f(fy, Y, fx, fz)
+        Ys = _f_inv(fy).clamp_(0.0, 1.0).mul_(_LUT_N - 1)
+        return srgb8_from_f(Ys, fx, fz)
     fy = (_as_float(L) + 16.0) / 116.0
     X = _f_inv(fy + _as_float(a) / 500.0)
     Z = _f_inv(fy - _as_float(b) / 200.0)
@@ -216,18 +216,21 @@ def _f_inv_cube_(t):
     return out.add_(t.clamp_(max=_F_EPS).sub_(_F_EPS).div_(_KAPPA))
 
 
-def srgb8_from_f(fy, Y, fx, fz):
+def srgb8_from_f(Ys, fx, fz):
     """CPU kernel of :func:`lab_to_srgb8_keep_L`: from float32 planes (H, W) of
-    f(Y/Yn) = (L*+16)/116, the luminance Y (clamped to [0, 1]), fx = fy + a*/500
-    and fz = fy - b*/200 (both consumed), the (H, W, 3) uint8 sRGB image.
+    the luminance Y (clamped to [0, 1]) in table units, ``Ys = Y * 65535``,
+    fx = fy + a*/500 and fz = fy - b*/200 (both consumed; fy = (L*+16)/116),
+    the (H, W, 3) uint8 sRGB image.
 
-    Few passes over memory: X and Z by two multiplications (the linear piece of
-    f^-1 only where needed), the 3x3 matrix as three fused multiply-adds per
-    channel, the gamut correction only on the pixels that need it, and gamma +
-    quantisation through the 65536-entry table.
+    Few passes over memory, meant for cache-sized tiles: X and Z by two
+    multiplications (the linear piece of f^-1 only in tiles with dark pixels),
+    the 3x3 matrix (white point and table scale folded in) as three fused
+    multiply-adds per channel, the gamut correction only in tiles that need it,
+    and gamma + quantisation through a 65536-entry table indexed by truncation.
     """
     import torch
 
+    S = float(_LUT_N - 1)
     X = _f_inv_cube_(fx)
     del fx
     Z = _f_inv_cube_(fz)
@@ -235,13 +238,14 @@ def srgb8_from_f(fy, Y, fx, fz):
     m = _M_W
     planes = []
     for i in range(3):
-        c = X * m[i][0]
-        c.add_(Y, alpha=m[i][1]).add_(Z, alpha=m[i][2])
+        c = X * (m[i][0] * S)
+        c.add_(Ys, alpha=m[i][1]).add_(Z, alpha=m[i][2] * S)
         planes.append(c)
     del X, Z
+    Y = Ys
     lo = min(float(p.amin()) for p in planes)
     hi = max(float(p.amax()) for p in planes)
-    if lo < 0.0 or hi > 1.0:
+    if lo < 0.0 or hi > S:
         # Y is a convex combination of r, g, b, so min <= Y <= max and both ratios
         # below are >= 1 for in-gamut pixels: one branch-free pass over the tile
         r, g, b = planes
@@ -250,7 +254,7 @@ def srgb8_from_f(fy, Y, fx, fz):
         cmin = torch.minimum(r, g)
         torch.minimum(cmin, b, out=cmin)
         tiny = 1e-12
-        s = torch.sub(1.0, Y).div_(cmax.sub_(Y).clamp_(min=tiny))
+        s = torch.sub(S, Y).div_(cmax.sub_(Y).clamp_(min=tiny))
         s_lo = Y.div(torch.sub(Y, cmin).clamp_(min=tiny))
         del cmax, cmin
         torch.minimum(s, s_lo, out=s)
@@ -259,16 +263,30 @@ def srgb8_from_f(fy, Y, fx, fz):
         for p in planes:
             p.sub_(Y).mul_(s).add_(Y)
         del s
-    lut = _srgb8_lut()
+    lut = _srgb8_lut_floor()
     H, W = Y.shape
     out = np.empty((H, W, 3), dtype=np.uint8)
     q = torch.empty((H, W), dtype=torch.int64)
     for i, p in enumerate(planes):
-        p.clamp_(0.0, 1.0).mul_(_LUT_N - 1).add_(0.5)
-        q.copy_(p)
+        q.copy_(p)  # truncation = floor: values are >= 0 up to rounding (-0.x -> 0)
         out[..., i] = np.take(lut, q.numpy())
         planes[i] = None
     return torch.from_numpy(out)
+
+
+_LUT_FLOOR = None
+
+
+def _srgb8_lut_floor():
+    """Like :func:`_srgb8_lut` but for indices ``floor(v * 65535)``: entry i holds
+    the value at the middle of its bin, (i + 0.5) / 65535; one spare entry at the end."""
+    global _LUT_FLOOR
+    if _LUT_FLOOR is None:
+        import torch
+
+        grid = ((torch.arange(_LUT_N + 1, dtype=torch.float64) + 0.5) / (_LUT_N - 1)).clamp_(max=1.0)
+        _LUT_FLOOR = _linear_to_srgb(grid).mul_(255.0).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return _LUT_FLOOR
 
 
 def _srgb8_lut():

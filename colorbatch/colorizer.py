@@ -140,7 +140,7 @@ _FY_LUT = None
 
 
 def _fy_Y_luts():
-    """Tables indexed by quantised L* (uint16): fy = (L*+16)/116 and Y = f^-1(fy)."""
+    """Tables indexed by quantised L* (uint16): fy = (L*+16)/116 and 65535 * Y, Y = f^-1(fy)."""
     global _FY_LUT
     if _FY_LUT is None:
         import torch
@@ -149,8 +149,8 @@ def _fy_Y_luts():
 
         L = torch.arange(65536, dtype=torch.float64) / L_SCALE
         fy = (L + 16.0) / 116.0
-        Y = _f_inv(fy.clone()).clamp_(0.0, 1.0)
-        _FY_LUT = (fy.float().numpy(), Y.float().numpy())
+        Ys = _f_inv(fy.clone()).clamp_(0.0, 1.0).mul_(65535.0)  # in the units srgb8_from_f takes
+        _FY_LUT = (fy.float().numpy(), Ys.float().numpy())
     return _FY_LUT
 
 
@@ -176,6 +176,11 @@ def _compose_full_cpu(Lq, ab_small, want_ab: bool):
     h, w = ab.shape[-2:]
     if w != W:  # the width once; rows per tile below
         ab = F.interpolate(ab[None], size=(h, W), mode="bilinear", align_corners=False)[0]
+    # rows: bilinear (align_corners=False) weights computed once, as upsample_rows does
+    ys = ((torch.arange(H, dtype=torch.float32) + 0.5) * (h / H) - 0.5).clamp_(min=0.0)
+    i0 = ys.floor().long().clamp_(max=h - 1)
+    i1 = (i0 + 1).clamp_(max=h - 1)
+    wy = (ys - i0.float()).view(1, H, 1)
     # small tiles: the ~20 passes of the kernel stay in the CPU caches
     rows = max(1, CPU_TILE_PIXELS // max(1, W))
     for y0 in range(0, H, rows):
@@ -184,14 +189,16 @@ def _compose_full_cpu(Lq, ab_small, want_ab: bool):
         fy = torch.from_numpy(np.take(fy_lut, idx))
         Y = torch.from_numpy(np.take(Y_lut, idx))
         del idx
-        up = upsample_rows(ab, H, W, y0, y1).contiguous()
+        up = ab.index_select(1, i1[y0:y1])
+        up.sub_(a0 := ab.index_select(1, i0[y0:y1])).mul_(wy[:, y0:y1]).add_(a0)
+        del a0
         if want_ab:
             ab_full[y0:y1, :, 0] = (up[0] * (500.0 / 1.0)).numpy()
             ab_full[y0:y1, :, 1] = (up[1] * -200.0).numpy()
         fx = up[0].add_(fy)
         fz = up[1].add_(fy)
         del up
-        rgb[y0:y1] = srgb8_from_f(fy, Y, fx, fz).numpy()
+        rgb[y0:y1] = srgb8_from_f(Y, fx, fz).numpy()
     return rgb, ab_full
 
 
