@@ -275,7 +275,11 @@ def test_write_image_is_atomic(tmp_path, monkeypatch):
     before = target.read_bytes()
 
     def broken_save(self, fp, *a, **kw):
-        fp.write(b"partial")
+        if isinstance(fp, (str, os.PathLike)):
+            with open(fp, "wb") as fh:
+                fh.write(b"partial")
+        else:
+            fp.write(b"partial")
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)

@@ -19,9 +19,9 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from colorbatch.atomic import atomic_write
 from colorbatch.errors import ColorbatchError
 
 FORMAT = "colorbatch-checkpoint"
@@ -54,24 +54,6 @@ def json_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _atomic_write_bytes(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=str(path.parent))
-    os.close(fd)
-    try:
-        writer(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _file_sha(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -97,7 +79,7 @@ def save_checkpoint(path, model, config: dict | None = None, training: dict | No
     state = {k: v.detach().to("cpu").contiguous() for k, v in inner.state_dict().items()}
     # tensors that share memory must be separate for safetensors
     state = {k: v.clone() for k, v in state.items()}
-    _atomic_write_bytes(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -110,7 +92,7 @@ def save_checkpoint(path, model, config: dict | None = None, training: dict | No
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     text = json.dumps(meta, indent=2, default=str) + "\n"
-    _atomic_write_bytes(json_path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(json_path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
 
 
@@ -206,8 +188,8 @@ def publish(path) -> Path:
     dest_dir.mkdir(parents=True, exist_ok=True)
     stem = str(meta.get("id") or src.stem)
     dest = dest_dir / f"{stem}.safetensors"
-    _atomic_write_bytes(dest, lambda tmp: shutil.copyfile(src, tmp))
-    _atomic_write_bytes(json_path(dest), lambda tmp: shutil.copyfile(json_path(src), tmp))
+    atomic_write(dest, lambda tmp: shutil.copyfile(src, tmp))
+    atomic_write(json_path(dest), lambda tmp: shutil.copyfile(json_path(src), tmp))
     now = _dt.datetime.now().timestamp()
     os.utime(dest, (now, now))
     return dest

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from colorbatch.atomic import atomic_write_bytes
 
 ROLES = ("gray", "color", "truth")
 INDEX = "index.json"
@@ -100,35 +100,6 @@ def looks_colour(rgb8) -> bool:
 def thumb_name(item: str, role: str, fmt: str) -> str:
     digest = hashlib.sha1(item.encode("utf-8", "surrogatepass")).hexdigest()[:16]
     return f"{digest}-{role}.{'jpg' if fmt == 'jpeg' else fmt}"
-
-
-_MODE: list[int] = []
-
-
-def _file_mode() -> int:
-    """0666 minus the umask: what open() would give (mkstemp gives 0600)."""
-    if not _MODE:
-        mask = os.umask(0)
-        os.umask(mask)
-        _MODE.append(0o666 & ~mask)
-    return _MODE[0]
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 class Thumbnails:

@@ -57,9 +57,9 @@ def codec_args(settings: VideoSettings, codec: str, width: int, height: int) -> 
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
+    from colorbatch.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, default=str))
 
 
 def _tail(path: Path, n: int = 3) -> str:

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Literal, Optional
@@ -106,9 +105,9 @@ class ExportOptions(BaseModel):
 def _write_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    Image.fromarray(array).save(tmp, format="PNG", compress_level=1)
-    os.replace(tmp, path)
+    from colorbatch.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG", compress_level=1))
 
 
 class _ExportStep(ItemStep):
@@ -128,9 +127,9 @@ class _ExportStep(ItemStep):
             info = {k: meta.get(k) for k in ("video", "fps", "fps_rational", "n_frames", "width", "height",
                                             "duration", "rotation", "vfr", "audio")}
             info["pattern"] = "frame_%06d.png"
-            tmp = folder / f".{INFO_FILE}.tmp"
-            tmp.write_text(json.dumps(info, indent=1))
-            os.replace(tmp, folder / INFO_FILE)
+            from colorbatch.atomic import atomic_write_text
+
+            atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=1))
             self._seen.add(meta["video"])
         use_output = self.options.frames == "output" or (self.options.frames == "auto" and item.output is not None)
         if use_output:
