@@ -365,6 +365,7 @@ def colorize(
         None, "--model", "-m", help="Checkpoint (.safetensors); default: $COLORBATCH_MODEL, then the newest trained model."
     ),
     size: int = typer.Option(256, "--size", help="Network resolution (the long side is fitted, aspect kept)."),
+    chroma: float = typer.Option(1.0, "--chroma", help="Scale the predicted colour: <1 paler and safer, >1 more vivid."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding worker processes (default: from the cores)."),
@@ -381,7 +382,7 @@ def colorize(
             {"uses": "load", "with": {"source": input}},
             {
                 "uses": "colorize",
-                "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers},
+                "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma},
             },
             {"uses": "save", "with": {"out": str(out), "format": fmt, "overwrite": overwrite}},
         ],
@@ -401,6 +402,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json and metrics.csv (default: the run folder)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder for run.json and events.jsonl (default: ./runs/evaluate)."),
     size: int = typer.Option(256, "--size", help="Network resolution (the long side is fitted, aspect kept)."),
+    chroma: float = typer.Option(1.0, "--chroma", help="Scale the predicted colour: <1 paler and safer, >1 more vivid."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding worker processes (default: from the cores)."),
@@ -411,7 +413,7 @@ def evaluate(
     run_dir = run_dir or out or Path("runs") / "evaluate"
     steps_ = [
         {"uses": "load", "with": {"source": input}},
-        {"uses": "colorize", "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers}},
+        {"uses": "colorize", "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma}},
         {"uses": "evaluate", "with": {"out": str((out or run_dir).resolve())}},
     ]
     if save_images is not None:

@@ -249,7 +249,7 @@ class Colorizer:
     cache). ``model`` may also be an ``nn.Module`` (tests, benchmarks).
     """
 
-    def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8):
+    def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8, chroma: float = 1.0):
         from colorbatch.device import pick_device
 
         self.device = pick_device(device) if not hasattr(device, "type") else device
@@ -270,6 +270,10 @@ class Colorizer:
             self.meta = getattr(model, "checkpoint_meta", {}) or {}
             self.model_id = str(self.meta.get("id") or getattr(model, "arch", {}).get("name", "model"))
         self.multiple = int(getattr(self.model, "multiple", 32))
+        # chroma scales the predicted a*b*; the id says so, since the outputs differ
+        self.chroma = float(chroma)
+        if self.chroma != 1.0:
+            self.model_id = f"{self.model_id}@chroma{self.chroma:g}"
 
     # ---- the network ------------------------------------------------------
     def forward(self, batch):
@@ -302,6 +306,8 @@ class Colorizer:
         for i in range(0, len(smalls), self.batch_size):
             chunk = smalls[i : i + self.batch_size]
             pred = self.forward(pad_batch(chunk, self.multiple))
+            if self.chroma != 1.0:
+                pred = (pred * self.chroma).clamp_(-1.0, 1.0)
             out.extend(pred[j, :, : t.shape[-2], : t.shape[-1]] for j, t in enumerate(chunk))
         return out
 

@@ -17,9 +17,10 @@ photos of a package that is not installed are left out.
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 from pathlib import Path
+
+from colorbatch.atomic import atomic_write
 
 # (package, path inside the package, split). Only colour photographs: gray,
 # synthetic and logo images are left out. The held-out photos are chosen to
@@ -70,9 +71,7 @@ def gather(folder: str | Path) -> dict[str, list[Path]]:
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / src.name
         if not dest.exists() or dest.stat().st_size != src.stat().st_size:
-            tmp = dest_dir / f".{src.name}.{os.getpid()}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
+            atomic_write(dest, lambda tmp, src=src: shutil.copyfile(src, tmp))
         found[split].append(dest)
     return {k: sorted(v) for k, v in found.items()}
 

@@ -250,3 +250,20 @@ def test_resize_L01_leaves_the_callers_array_alone():
     assert tuple(small.shape) == (1, 24, 32)
     assert float(small.max()) <= 1.0 + 1e-6
     np.testing.assert_array_equal(L, before)
+
+
+def test_chroma_scales_the_prediction_and_changes_the_model_id():
+    import torch
+
+    from colorbatch.colorizer import Colorizer
+    from colorbatch.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("efficientnet-lite0", "none", widths=(32, 16, 16, 16, 16))
+    L = np.linspace(20, 80, 64 * 48, dtype=np.float32).reshape(48, 64)
+    full = Colorizer(model, "cpu", 64, 2)
+    half = Colorizer(model, "cpu", 64, 2, chroma=0.5)
+    ab1, ab05 = full.predict_ab([L])[0], half.predict_ab([L])[0]
+    assert np.abs(ab1).max() > 0.1
+    np.testing.assert_allclose(ab05, ab1 * 0.5, atol=1e-3)
+    assert half.model_id == full.model_id + "@chroma0.5"

@@ -36,6 +36,11 @@ class Options(BaseModel):
         description="Set item.L and item.ab (full-resolution float arrays) for later steps. Default: "
         "yes, unless only save steps follow (saves memory and time).",
     )
+    chroma: float = Field(
+        1.0, ge=0.0, le=2.0,
+        description="Scale the predicted a*b* (chroma): below 1 gives safer, paler colours, above 1 "
+        "more vivid ones; L* is never changed. Outputs record it with the model id.",
+    )
     max_batch_pixels: int = Field(
         16_000_000, ge=1,
         description="Full-resolution pixels held at once; a batch is cut early above it (bounds memory for huge images).",
@@ -94,12 +99,17 @@ class ColorizeStep(Step):
             from colorbatch.models.checkpoint import discover_model, model_id
 
             self.model_path = discover_model(options.model or ctx.state.get("checkpoint"))
-            ctx.state["model_id"] = model_id(self.model_path)
+            ctx.state["model_id"] = self._with_chroma(model_id(self.model_path))
             ctx.state["model"] = str(self.model_path)
         only_save = bool(later) and all(u == "save" for u in later)
         self.keep_arrays = options.keep_arrays if options.keep_arrays is not None else not only_save
 
     # ---- model --------------------------------------------------------------
+    def _with_chroma(self, mid: str) -> str:
+        """The id outputs and manifests record: a chroma other than 1 makes other outputs."""
+        c = self.options.chroma
+        return mid if c == 1.0 else f"{mid}@chroma{c:g}"
+
     def _resolve(self):
         if self.colorizer is not None:
             return
@@ -109,7 +119,9 @@ class ColorizeStep(Step):
         path = self.model_path or self.options.model or self.ctx.state.get("checkpoint")
         configure_threads(self.device, self.workers)
         tune_malloc()
-        self.colorizer = Colorizer(path, self.device, self.options.size, self.options.batch_size)
+        self.colorizer = Colorizer(
+            path, self.device, self.options.size, self.options.batch_size, chroma=self.options.chroma
+        )
         self.ctx.state["model_id"] = self.colorizer.model_id
         self.ctx.state["model"] = str(self.colorizer.path) if self.colorizer.path else self.colorizer.model_id
         self.ctx.state["device"] = str(self.device)

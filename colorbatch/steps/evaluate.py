@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -30,10 +29,9 @@ class Options(BaseModel):
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from colorbatch.atomic import atomic_write_text
+
+    atomic_write_text(path, text)
 
 
 def _fmt(v) -> str:

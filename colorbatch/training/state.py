@@ -10,7 +10,6 @@ pickled code is ever executed.
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -64,10 +63,9 @@ def state_path(checkpoint: Path) -> Path:
 
 def save_state(path: Path, state: dict) -> None:
     """Atomic ``torch.save`` of a dict of tensors and plain values."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    from colorbatch.atomic import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_state(path: Path) -> dict:
