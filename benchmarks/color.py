@@ -1,9 +1,10 @@
 """sRGB <-> LAB speed and accuracy: colorbatch.color (torch) against scikit-image.
 
-    python benchmarks/color.py [--size 1024] [--threads N] [--repeat 5] [--compile]
+    python benchmarks/color.py [--size 1024] [--threads N] [--repeat 9] [--compile]
 
 Converts one random size x size image both ways with each implementation,
-prints the max absolute difference (L*, a*, b* and RGB) and the speed ratio;
+prints the max absolute difference (L*, a*, b* and RGB) and the speed ratio
+(median times of --repeat calls);
 ``--compile`` also times ``torch.compile`` of the torch functions (the first
 call compiles, ~20 s). The last line is one JSON object.
 """
@@ -11,25 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 import warnings
 
 
 def _best(fn, repeat):
+    """Median time of ``repeat`` calls after one warm-up (the machine may be shared)."""
     fn()
-    best = float("inf")
+    times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=9)
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--no-malloc-tuning", action="store_true", help="keep glibc's malloc defaults")
     args = ap.parse_args(argv)

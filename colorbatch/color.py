@@ -16,6 +16,8 @@ torch is imported inside the functions so that importing this module stays cheap
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # sRGB (linear) -> XYZ, as in scikit-image
@@ -79,6 +81,8 @@ def _as_float(x):
 def rgb_to_lab(x):
     """sRGB in [0, 1], shape (..., 3, H, W) -> LAB (L* 0..100, a*, b* ~ -128..127)."""
     x = _as_float(x)
+    if _cpu_fast(x):
+        return _tiled(_rgb_to_lab_tile, x)
     lin = _srgb_to_linear(x)
     r, g, b = lin.unbind(-3)
     m = XYZ_FROM_RGB
@@ -95,6 +99,8 @@ def lab_to_rgb(x):
     import torch
 
     x = _as_float(x)
+    if _cpu_fast(x):
+        return _tiled(_lab_to_rgb_tile, x)
     L, a, b = x.unbind(-3)
     fy = (L + 16.0) / 116.0
     fx = a / 500.0 + fy
@@ -112,6 +118,137 @@ def lab_to_rgb(x):
         dim=-3,
     )
     return _linear_to_srgb(rgb).clamp_(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- #
+# CPU kernels of rgb_to_lab / lab_to_rgb (float32): the same formulas, evaluated
+# on cache-sized tiles of pixels with preallocated buffers, each step in place
+# or into a buffer (out=), the 3x3 matrix as fused multiply-adds per channel
+# with the pieces' constant offsets folded into its first term, the piecewise
+# curves branch-free (no masks / torch.where) and powers as exp(k * log(x)).
+# --------------------------------------------------------------------------- #
+
+_TILE = 1 << 15  # pixels per tile: a (3, tile) float32 buffer is 384 KiB
+
+_S24 = 1.055**2.4  # (c + 0.055) ** 2.4 = _S24 * linear(c) on the power piece
+_K_LIN = _S24 / 12.92  # slope of sRGB's linear piece in those units
+_FINV_OFF = -_F_EPS / _KAPPA  # offset of f^-1 as evaluated below (hi(max) + min / kappa)
+
+
+def _matrices():
+    """The (3, 4) matrices [M | offset] of the kernels, applied to (4, T) buffers whose
+    last row is ones (the offsets come with the matmul)."""
+    global _MATS
+    if _MATS is None:
+        import torch
+
+        def aug(m, off):
+            return torch.tensor([list(r) + [o] for r, o in zip(m, off)], dtype=torch.float32)
+
+        # rgb -> lab: (S24 * linear sRGB - K_LIN * thr) -> X/Xn, Y, Z/Zn
+        a = [[XYZ_FROM_RGB[i][j] / WHITE_D65[i] / _S24 for j in range(3)] for i in range(3)]
+        xyz = aug(a, [-_K_LIN * _SRGB_THR * sum(r) for r in a])
+        # (f + KAPPA * EPS) -> L*, a*, b*
+        f = [[0.0, 116.0, 0.0], [500.0, -500.0, 0.0], [0.0, 200.0, -200.0]]
+        lab = aug(f, [-16.0 - 116.0 * _KAPPA * _EPS, 0.0, 0.0])
+        # lab -> rgb: L*, a*, b* -> fx, fy, fz (less 16/116)
+        fin = torch.tensor([[1 / 116, 1 / 500, 0.0], [1 / 116, 0.0, 0.0], [1 / 116, 0.0, -1 / 200]], dtype=torch.float32)
+        # (f^-1 - FINV_OFF) -> linear sRGB, white point folded in
+        rgb = aug(_M_W, [_FINV_OFF * sum(r) for r in _M_W])
+        _MATS = (xyz, lab, fin, rgb)
+    return _MATS
+
+
+_MATS = None
+
+
+def _cpu_fast(x) -> bool:
+    import torch
+
+    return (
+        x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() >= 3
+        and x.shape[-3] == 3
+        and not (x.requires_grad and torch.is_grad_enabled())
+    )
+
+
+def _tiled(kernel, x):
+    """Run ``kernel(src, dst, a, b)`` over tiles of (..., 3, H, W) float32 ``x``:
+    src and dst are (3, T) views, a and b (3, T) scratch buffers, a the top of a
+    (4, T) buffer whose last row is ones (b as a (4, T) view for the matmuls)."""
+    import torch
+
+    shape = x.shape
+    n = shape[-2] * shape[-1]
+    if x.numel() == 0:
+        return torch.empty(shape, dtype=torch.float32)
+    src = x.reshape(x.numel() // (3 * n), 3, n)
+    dst = torch.empty(src.shape, dtype=torch.float32)
+    t = min(_TILE, n)
+    aug = torch.empty((4, t), dtype=torch.float32)
+    aug[3] = 1.0
+    other = torch.empty((3, t), dtype=torch.float32)
+    sets = {}
+    for i in range(src.shape[0]):
+        for s in range(0, n, t):
+            e = min(n, s + t)
+            bufs = sets.get(e - s)
+            if bufs is None:
+                a4 = aug[:, : e - s]
+                bufs = sets[e - s] = (a4, a4[:3], other[:, : e - s])
+            kernel(src[i, :, s:e], dst[i, :, s:e], *bufs)
+    return dst.reshape(shape)
+
+
+def _rgb_to_lab_tile(c, out, hi4, hi, lo):
+    import torch
+
+    k = _scalar
+    m_xyz, m_lab, _, _ = _matrices()
+    # linear sRGB (scaled by _S24, offset -_K_LIN * thr): (max(c, thr) + 0.055) ** 2.4 + min(c, thr) * _K_LIN
+    torch.clamp(c, min=_SRGB_THR, out=hi)
+    hi.add_(k(0.055)).log_().mul_(k(2.4)).exp_()
+    hi.add_(torch.clamp(c, max=_SRGB_THR, out=lo), alpha=_K_LIN)
+    torch.mm(m_xyz, hi4, out=lo)  # X/Xn, Y, Z/Zn
+    # f(t) + _KAPPA * _EPS: max(t, eps) ** (1/3) + _KAPPA * min(t, eps)
+    torch.clamp(lo, min=_EPS, out=hi)
+    hi.log_().mul_(k(1.0 / 3.0)).exp_()
+    hi.add_(lo.clamp_(max=_EPS), alpha=_KAPPA)
+    torch.mm(m_lab, hi4, out=out)
+
+
+def _lab_to_rgb_tile(x, out, hi4, hi, f):
+    import torch
+
+    k = _scalar
+    _, _, m_f, m_rgb = _matrices()
+    torch.mm(m_f, x, out=f).add_(k(16.0 / 116.0))
+    f[2].clamp_(min=0.0)
+    # f^-1 - _FINV_OFF: max(f, F_EPS) ** 3 + min(f, F_EPS) / kappa
+    torch.clamp(f, min=_F_EPS, out=hi).pow_(3)
+    hi.add_(f.clamp_(max=_F_EPS), alpha=1.0 / _KAPPA)
+    torch.mm(m_rgb, hi4, out=f)  # linear sRGB
+    # sRGB: 1.055 * max(v, thr) ** (1/2.4) - 0.055 + 12.92 * (min(v, thr) - thr), clipped;
+    # the factor 1.055 as + log(1.055) before exp
+    torch.clamp(f, min=_LIN_THR, out=hi)
+    torch.add(k(math.log(1.055)), hi.log_(), alpha=1.0 / 2.4, out=hi).exp_()
+    torch.add(hi, f.clamp_(max=_LIN_THR), alpha=12.92, out=out)
+    out.sub_(k(0.055 + 12.92 * _LIN_THR)).clamp_(0.0, 1.0)
+
+
+_SCALARS = {}
+
+
+def _scalar(v: float):
+    """0-dim float32 CPU tensor holding v (cached): lets torch.add(v, t, alpha=k) fuse v + k * t."""
+    t = _SCALARS.get(v)
+    if t is None:
+        import torch
+
+        t = _SCALARS[v] = torch.tensor(v, dtype=torch.float32)
+    return t
 
 
 def lab_to_rgb_keep_L(x):
