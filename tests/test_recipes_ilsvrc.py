@@ -46,11 +46,12 @@ def mini_ilsvrc(root: Path) -> Path:
     return root
 
 
-def test_shipped_recipes_validate(colorbatch_pm):
+def test_shipped_recipes_validate():
     from colorbatch import registry
+    from colorbatch.plugins import make_plugin_manager
     from colorbatch.recipe import load_plan
 
-    pm = colorbatch_pm()
+    pm = make_plugin_manager()  # the quickstart ends with the report plugin's step
     names = {p.name for p in RECIPES.glob("*.toml")}
     assert {"quickstart.toml", "train_ilsvrc.toml", "evaluate.toml", "colorize.toml"} <= names
     for name in ("quickstart.toml", "train_ilsvrc.toml", "evaluate.toml", "colorize.toml"):
@@ -91,13 +92,17 @@ def test_quickstart_end_to_end_with_tiny_overrides(tmp_path, run_recipe):
         "steps.train.workers=0", "steps.train.threads=1", "steps.colorize.size=64",
         "steps.colorize.workers=0", f"run_dir={tmp_path / 'qs'}",
     ]
-    summary = run_recipe(RECIPES / "quickstart.toml", overrides=overrides)
+    from colorbatch.plugins import make_plugin_manager
+
+    # installed plugins included: the quickstart ends with the report plugin's step
+    summary = run_recipe(RECIPES / "quickstart.toml", pm=make_plugin_manager(), overrides=overrides)
     assert summary["status"] == "ok", summary
     run = Path(summary["run_dir"])
     heldout = sorted(p.name for p in (run / "samples" / "heldout").iterdir())
     assert heldout and all((run / "colorized" / name).is_file() for name in heldout)
     report = json.loads((run / "metrics.json").read_text())
     assert sorted(r["item"] for r in report["items"]) == heldout
+    assert (run / "report" / "index.html").is_file() and (run / "report" / "report.json").is_file()
     # the trained model is now where `colorbatch colorize` looks
     from colorbatch.models.checkpoint import discover_model
 
