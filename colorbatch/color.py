@@ -171,6 +171,7 @@ def _cpu_fast(x) -> bool:
         and x.dim() >= 3
         and x.shape[-3] == 3
         and not (x.requires_grad and torch.is_grad_enabled())
+        and not torch.compiler.is_compiling()  # compiled, the plain formulas fuse better
     )
 
 
