@@ -94,10 +94,23 @@ def rgb_to_lab(x):
     return torch.stack((116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)), dim=-3)
 
 
-def lab_to_rgb(x):
-    """LAB, shape (..., 3, H, W) -> sRGB in [0, 1] (out-of-gamut values clipped)."""
+def _xyz_to_linear_rgb(X, Y, Z):
+    """Stack X, Y, Z planes through ``RGB_FROM_XYZ`` into linear sRGB (channel dim -3)."""
     import torch
 
+    m = RGB_FROM_XYZ
+    return torch.stack(
+        (
+            m[0][0] * X + m[0][1] * Y + m[0][2] * Z,
+            m[1][0] * X + m[1][1] * Y + m[1][2] * Z,
+            m[2][0] * X + m[2][1] * Y + m[2][2] * Z,
+        ),
+        dim=-3,
+    )
+
+
+def lab_to_rgb(x):
+    """LAB, shape (..., 3, H, W) -> sRGB in [0, 1] (out-of-gamut values clipped)."""
     x = _as_float(x)
     if _cpu_fast(x):
         return _tiled(_lab_to_rgb_tile, x)
@@ -108,15 +121,7 @@ def lab_to_rgb(x):
     X = _f_inv(fx) * WHITE_D65[0]
     Y = _f_inv(fy)
     Z = _f_inv(fz) * WHITE_D65[2]
-    m = RGB_FROM_XYZ
-    rgb = torch.stack(
-        (
-            m[0][0] * X + m[0][1] * Y + m[0][2] * Z,
-            m[1][0] * X + m[1][1] * Y + m[1][2] * Z,
-            m[2][0] * X + m[2][1] * Y + m[2][2] * Z,
-        ),
-        dim=-3,
-    )
+    rgb = _xyz_to_linear_rgb(X, Y, Z)
     return _linear_to_srgb(rgb).clamp_(0.0, 1.0)
 
 
@@ -270,15 +275,7 @@ def lab_to_rgb_keep_L(x):
     Y = _f_inv(fy).clamp_(0.0, 1.0)
     X = _f_inv(a / 500.0 + fy).mul_(WHITE_D65[0])
     Z = _f_inv(fy - b / 200.0).mul_(WHITE_D65[2])
-    m = RGB_FROM_XYZ
-    lin = torch.stack(
-        (
-            m[0][0] * X + m[0][1] * Y + m[0][2] * Z,
-            m[1][0] * X + m[1][1] * Y + m[1][2] * Z,
-            m[2][0] * X + m[2][1] * Y + m[2][2] * Z,
-        ),
-        dim=-3,
-    )
+    lin = _xyz_to_linear_rgb(X, Y, Z)
     hi = lin.amax(dim=-3)
     lo = lin.amin(dim=-3)
     tiny = 1e-12

@@ -36,9 +36,8 @@ def _hashes(folder: Path) -> dict[str, str]:
     return out
 
 
-def _load_ids(run_recipe, write_recipe, pm=None, loads=None, **options):
-    """The ids a recipe of load steps yields, in order (through a collecting plugin)."""
-    seen: list[Item] = []
+def _collector(seen: list):
+    """A plugin adding a ``collect`` step that appends every item it sees to ``seen``."""
 
     class Collect:
         @hookimpl
@@ -57,9 +56,16 @@ def _load_ids(run_recipe, write_recipe, pm=None, loads=None, **options):
 
             return [StepDef("collect", lambda: O, S)]
 
+    return Collect()
+
+
+def _load_ids(run_recipe, write_recipe, pm=None, loads=None, **options):
+    """The ids a recipe of load steps yields, in order (through a collecting plugin)."""
+    seen: list[Item] = []
+
     steps = [("load", opts) for opts in (loads or [options])] + [("collect", {})]
     path = write_recipe(steps)
-    summary = run_recipe(path, pm=pm(Collect()) if callable(pm) else None)
+    summary = run_recipe(path, pm=pm(_collector(seen)) if callable(pm) else None)
     return seen, summary
 
 
@@ -188,23 +194,7 @@ def test_claimed_extensions_go_to_their_source(tiny_image, tmp_path, write_recip
 
     seen: list[Item] = []
 
-    class Collect:
-        @hookimpl
-        def colorbatch_register_steps(self):
-            from pydantic import BaseModel, ConfigDict
-
-            from colorbatch.steps import ItemStep, StepDef
-
-            class O(BaseModel):
-                model_config = ConfigDict(extra="forbid")
-
-            class S(ItemStep):
-                def process(self, item):
-                    seen.append(item)
-
-            return [StepDef("collect", lambda: O, S)]
-
-    pm = colorbatch_pm(FakeVideo(), Collect())
+    pm = colorbatch_pm(FakeVideo(), _collector(seen))
     run_recipe(write_recipe([("load", {"source": "mix"}), ("collect", {})]), pm=pm)
     assert [(i.id, i.kind) for i in seen] == [
         ("a.png", "image"),

@@ -8,7 +8,6 @@ exactly one reported failure, and nothing may be lost or processed twice.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import signal
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from watch_testlib import read_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -31,16 +32,7 @@ def _colorize_ready() -> bool:
 needs_colorize = pytest.mark.skipif(not _colorize_ready(), reason="the core colorize step is not built yet")
 
 
-def records(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass
-    return out
+records = read_jsonl
 
 
 def events(out: Path, name: str) -> list[dict]:

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from watch_testlib import read_jsonl
+
 
 RECIPE = """schema_version = 1
 name = "watch-gray"
@@ -30,16 +32,7 @@ with = {{ out = "{out}" }}
 """
 
 
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass
-    return out
+_lines = read_jsonl
 
 
 def _run(tmp_path: Path, env_extra: dict, log: Path) -> subprocess.Popen:
