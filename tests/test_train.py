@@ -199,7 +199,7 @@ def test_make_loss_names():
     from colorbatch.training.losses import LOSSES, make_loss
 
     pred, target = torch.full((1, 2, 2, 2), 0.5), torch.zeros(1, 2, 2, 2)
-    values = {name: float(make_loss(name)(pred, target)) for name in LOSSES}
+    values = {name: float(make_loss(name)(pred, target)) for name in LOSSES if name != "classify"}
     assert values["mse"] == pytest.approx(0.25)
     assert values["l1"] == pytest.approx(0.5)
     assert values["huber"] == pytest.approx(0.05 * (0.5 - 0.025))

@@ -12,7 +12,8 @@ from colorbatch.errors import ColorbatchError
 from colorbatch.models.encoders import EncoderDef
 
 DEFAULT_ENCODER = "efficientnet-lite0"
-DECODER_OPTIONS = ("widths", "out_stride")
+DECODER_OPTIONS = ("widths", "out_stride", "head")
+HEADS = ("regress", "classify")
 
 __all__ = ["EncoderDef", "build_model", "model_name", "DEFAULT_ENCODER", "available_encoders"]
 
@@ -65,12 +66,16 @@ def build_model(
 
     widths = tuple(int(w) for w in decoder_opts.get("widths") or DEFAULT_WIDTHS)
     out_stride = int(decoder_opts.get("out_stride") or 2)
+    head = str(decoder_opts.get("head") or "regress")
+    if head not in HEADS:
+        raise ColorbatchError(f"build_model: unknown head {head!r} (known: {', '.join(HEADS)})")
     arch = {
         "name": model_name(name),
         "encoder": name,
         "freeze_encoder": bool(freeze_encoder),
         "widths": list(widths),
         "out_stride": out_stride,
+        "head": head,
         "encoder_weights": weights if weights in ("imagenet", "none") else "file",
     }
     try:

@@ -96,6 +96,18 @@ def save_checkpoint(path, model, config: dict | None = None, training: dict | No
     return path
 
 
+def update_meta(path, **entries) -> None:
+    """Add or replace top-level entries (e.g. ``calibration``) in a checkpoint's JSON sidecar.
+
+    The id does not change: it names the tensors, which stay as they are.
+    """
+    path = Path(path)
+    meta = read_meta(path)
+    meta.update(entries)
+    text = json.dumps(meta, indent=2, default=str) + "\n"
+    atomic_write(json_path(path.with_suffix(".safetensors")), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
 def read_meta(path) -> dict:
     """The JSON beside a checkpoint, checked; one-line errors."""
     path = Path(path)
@@ -149,6 +161,7 @@ def load_checkpoint(path, device="cpu", pm=None):
         pm=pm,
         widths=arch.get("widths"),
         out_stride=arch.get("out_stride"),
+        head=arch.get("head"),
     )
     try:
         from safetensors.torch import load_file

@@ -2,9 +2,17 @@
 
 Decoder: starting from the coarsest encoder map, each stage upsamples by 2,
 adds a 1x1 lateral projection of the encoder's skip at that stride, and applies
-one 3x3 conv (+BN+ReLU). It stops at ``out_stride`` (2 by default; 4 is cheaper),
-predicts a*b*/128 with a 3x3 conv and tanh, and upsamples bilinearly to the
-input size (a*b* are smooth). The naive alternative (3x3 convs on concatenated
+one 3x3 conv (+BN+ReLU). It stops at ``out_stride`` (2 by default; 4 is cheaper)
+and upsamples bilinearly to the input size (a*b* are smooth). Two heads:
+
+``regress``   a 3x3 conv and tanh predict a*b*/128 directly (trained with MSE & co.).
+``classify``  a 1x1 conv predicts logits over a 22 x 22 grid of a*b* bins (10 units
+              wide, centres -105..105; see :mod:`colorbatch.models.bins`); the
+              output is the mean of the distribution sharpened by a temperature
+              ``T`` (``softmax(logits / T)``, Zhang et al.'s annealed mean): ``T = 1``
+              is the plain mean (the least-squares choice, pale where the model is
+              unsure), lower ``T`` is more vivid. The temperature is a forward
+              argument, calibrated after training and stored in the checkpoint. The naive alternative (3x3 convs on concatenated
 skips) costs 2-3x a ResNet-50 encoder on a CPU; this one is a fraction of it
 (``benchmarks/colorize.py`` prints the ratio).
 """
@@ -23,7 +31,7 @@ def _classes():
                              nn.ReLU(inplace=True))
 
     class UNetDecoder(nn.Module):
-        def __init__(self, channels, strides, widths=DEFAULT_WIDTHS, out_stride=2):
+        def __init__(self, channels, strides, widths=DEFAULT_WIDTHS, out_stride=2, head="regress"):
             super().__init__()
             if out_stride not in strides:
                 raise ValueError(f"out_stride {out_stride} is not one of the encoder strides {strides}")
@@ -44,9 +52,17 @@ def _classes():
                 [nn.Conv2d(widths[i - 1], widths[i], 1, bias=False) for i in range(1, self.n_stages)]
             )
             self.fuse = nn.ModuleList([conv_bn_relu(widths[i], widths[i], 3) for i in range(self.n_stages)])
-            self.head = nn.Conv2d(widths[self.n_stages - 1], 2, 3, padding=1)
+            self.head_kind = head
+            if head == "classify":
+                from colorbatch.models.bins import NBINS
 
-        def forward(self, feats, size):
+                self.head = nn.Conv2d(widths[self.n_stages - 1], NBINS, 1)
+            elif head == "regress":
+                self.head = nn.Conv2d(widths[self.n_stages - 1], 2, 3, padding=1)
+            else:
+                raise ValueError(f"unknown head {head!r} (regress or classify)")
+
+        def features(self, feats):
             feats = list(reversed(feats))
             x = self.fuse[0](self.lateral[0](feats[0]))
             for i in range(1, self.n_stages):
@@ -54,7 +70,20 @@ def _classes():
                 x = F.interpolate(self.reduce[i - 1](x), size=skip.shape[-2:], mode="bilinear",
                                   align_corners=False)
                 x = self.fuse[i](x + skip)
-            ab = torch.tanh(self.head(x))
+            return x
+
+        def logits(self, feats):
+            """classify head: (B, NBINS, h, w) bin logits at ``out_stride``."""
+            return self.head(self.features(feats))
+
+        def forward(self, feats, size, temperature: float = 1.0):
+            x = self.head(self.features(feats))
+            if self.head_kind == "classify":
+                from colorbatch.models.bins import expected_ab
+
+                ab = expected_ab(x, temperature)
+            else:
+                ab = torch.tanh(x)
             return F.interpolate(ab, size=size, mode="bilinear", align_corners=False)
 
     class ColorizationNet(nn.Module):
@@ -68,7 +97,8 @@ def _classes():
         def __init__(self, encoder, arch: dict, widths=DEFAULT_WIDTHS, out_stride=2):
             super().__init__()
             self.encoder = encoder
-            self.decoder = UNetDecoder(encoder.channels, encoder.strides, widths, out_stride)
+            self.decoder = UNetDecoder(encoder.channels, encoder.strides, widths, out_stride,
+                                       head=arch.get("head", "regress"))
             self.arch = arch
             self.multiple = max(encoder.strides)
 
@@ -82,18 +112,33 @@ def _classes():
                 self.encoder.eval()
             return self
 
-        def forward(self, L01):
+        @property
+        def head(self) -> str:
+            return self.decoder.head_kind
+
+        def _pad(self, L01):
             h, w = L01.shape[-2:]
             m = self.multiple
             ph, pw = (-h) % m, (-w) % m
-            x = L01
             if ph or pw:
                 mode = "reflect" if ph < h and pw < w else "replicate"
-                x = F.pad(L01, (0, pw, 0, ph), mode=mode)
-            ab = self.decoder(self.encoder(x), x.shape[-2:])
-            if ph or pw:
+                return F.pad(L01, (0, pw, 0, ph), mode=mode)
+            return L01
+
+        def forward(self, L01, temperature: float = 1.0, logits: bool = False):
+            """a*b*/128 at the input size; ``logits=True`` (classify head, training): the
+            bin logits at ``out_stride`` instead (input sizes: multiples of 32)."""
+            if logits:
+                if self.head != "classify":
+                    raise ValueError("logits=True needs a model with the classify head")
+                return self.decoder.logits(self.encoder(L01))
+            h, w = L01.shape[-2:]
+            x = self._pad(L01)
+            ab = self.decoder(self.encoder(x), x.shape[-2:], temperature)
+            if x.shape[-2:] != (h, w):
                 ab = ab[..., :h, :w]
             return ab
+
 
     return UNetDecoder, ColorizationNet
 

@@ -98,7 +98,9 @@ class Trainer:
         random.seed(o.seed)
         np.random.seed(o.seed)
         torch.manual_seed(o.seed)
-        model = build_model(o.model, o.encoder_weights, o.freeze_encoder, pm=self.ctx.pm)
+        self.classify = o.loss == "classify"
+        model = build_model(o.model, o.encoder_weights, o.freeze_encoder, pm=self.ctx.pm,
+                            head="classify" if self.classify else "regress", out_stride=o.out_stride)
         model.to(self.device)
         if self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
@@ -291,9 +293,14 @@ class Trainer:
                     continue
                 L01, target = self._lab(batch["rgb"])
                 with amp:  # the plain module: no DDP collectives, so ranks may skip batches here
-                    pred = self.model(L01)
+                    pred = self.model(L01, logits=True) if self.classify else self.model(L01)
                 n = target.shape[0]
                 total[0] += float(self.loss_fn(pred.float(), target)) * n
+                if self.classify:
+                    from colorbatch.models.bins import expected_ab
+
+                    pred = torch.nn.functional.interpolate(expected_ab(pred), size=target.shape[-2:],
+                                                           mode="bilinear", align_corners=False)
                 total[1] += float(torch.nn.functional.mse_loss(pred.float(), target)) * n
                 total[2] += n
         self.model.train()
@@ -320,7 +327,7 @@ class Trainer:
         self.loss_weights = None
         if o.resume:
             self._resume()
-        if o.loss == "rebalanced" and self.loss_weights is None:
+        if (o.loss == "rebalanced" or (self.classify and o.rebalance)) and self.loss_weights is None:
             self.loss_weights = self._loss_weights()
         self.loss_fn = make_loss(o.loss, self.loss_weights)
         if isinstance(self.loss_fn, torch.nn.Module):
@@ -363,7 +370,7 @@ class Trainer:
                     rgb = torch.zeros(1, 3, o.size, o.size)
                 L01, target = self._lab(rgb)
                 with amp:
-                    pred = self.net(L01)
+                    pred = self.net(L01, logits=True) if self.classify else self.net(L01)
                 loss = self.loss_fn(pred.float(), target) * (0.0 if dummy else 1.0)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -430,6 +437,45 @@ class Trainer:
         )
         del path
 
+    def _calibrate(self, path: Path, limit: int = 64) -> None:
+        """Fit the colour strength on the validation images; store it beside the checkpoint."""
+        from colorbatch.models.checkpoint import load_checkpoint, update_meta
+        from colorbatch.training.calibrate import calibrate
+
+        if not self.val_sources:
+            self.ctx.log("train: no validation images, so no colour calibration (colorize uses chroma 1)")
+            return
+        ds = ColorDataset(self.val_sources[:limit], self.o.calibrate_size, train=False,
+                          gray_threshold=self.o.gray_threshold)
+        images = []
+        for i in range(len(ds)):
+            try:
+                rgb = ds.load(i)
+            except Exception:  # noqa: BLE001 - gray or unreadable: reported during validation
+                continue
+            h, w = rgb.shape[:2]
+            s = self.o.calibrate_size / max(h, w)
+            if s < 1:  # measure at the network's resolution: cheap, and what matters for colour
+                t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+                t = torch.nn.functional.interpolate(t, size=(max(1, round(h * s)), max(1, round(w * s))),
+                                                    mode="area")
+                rgb = t[0].permute(1, 2, 0).clamp_(0, 1).numpy()
+            images.append(rgb)
+        model, _ = load_checkpoint(path, device="cpu", pm=self.ctx.pm)
+        task = self.ctx.task("calibrate colour strength", total=len(images), unit="images")
+        cal = calibrate(model, images, size=self.o.calibrate_size, progress=lambda n: task.advance())
+        task.close()
+        if not cal:
+            return
+        update_meta(path, calibration=cal)
+        c, u = cal["chosen"], cal["uncalibrated"]
+        self.ctx.log(
+            f"calibrated on {cal['images']} validation images: temperature {cal['temperature']:g}, chroma "
+            f"{cal['chroma']:g} (PSNR {c['psnr_mean']:.2f} dB vs gray {c['gray_psnr_mean']:.2f}, colourfulness "
+            f"{c['colorfulness_mean']:.1f} vs truth {c['colorfulness_gt_mean']:.1f}; uncalibrated "
+            f"{u['psnr_mean']:.2f} dB, colourfulness {u['colorfulness_mean']:.1f})"
+        )
+
     def _finish(self) -> Path:
         D.barrier()
         best = self.ckpt_dir / "best.safetensors"
@@ -447,6 +493,8 @@ class Trainer:
             raise KeyboardInterrupt
         if self.stop_reason in ("max_steps", "time_budget"):
             self.ctx.log(f"train: stopped by {self.stop_reason} at step {self.step}")
+        if self.is_main and self.o.calibrate and chosen.is_file():
+            self._calibrate(chosen)
         if self.is_main and self.o.publish and chosen.is_file():
             from colorbatch.models.checkpoint import publish
 

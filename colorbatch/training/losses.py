@@ -3,6 +3,11 @@
 ``mse``         mean squared error: the reference design's loss.
 ``l1``          mean absolute error.
 ``huber``       Huber (smooth L1) with ``delta`` = 0.05 on the /128 scale (6.4 a*b* units).
+``classify``    cross-entropy over the 22 x 22 a*b* bins of the classify head
+                (soft bilinear targets, :mod:`colorbatch.models.bins`); the model
+                then outputs the (annealed) mean of its predicted distribution,
+                which stays near gray where it is unsure. With ``weights`` the
+                pixels are class-rebalanced as below.
 ``rebalanced``  class-rebalanced MSE: each pixel's squared error is weighted by
                 the rarity of its true a*b* bin in the training set, against the
                 desaturation plain MSE is known for (after Zhang, Isola and Efros,
@@ -21,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-LOSSES = ("mse", "l1", "huber", "rebalanced")
+LOSSES = ("mse", "l1", "huber", "rebalanced", "classify")
 AB_MIN, AB_MAX, BIN = -110.0, 110.0, 10.0
 NBINS = int((AB_MAX - AB_MIN) / BIN)  # 22 x 22 bins of 10 a*b* units
 HUBER_DELTA = 0.05
@@ -77,8 +82,32 @@ class RebalancedMSE(nn.Module):
         return (err * w.unsqueeze(1)).mean()
 
 
+class BinCrossEntropy(nn.Module):
+    """Soft cross-entropy of bin logits (B, Q, h, w) against a*b*/128 targets.
+
+    The target is area-averaged to the logits' resolution first (a mean of a*b*
+    is still the right least-squares target there).
+    """
+
+    def __init__(self, weights: torch.Tensor | None = None):
+        super().__init__()
+        w = torch.ones(NBINS * NBINS) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        self.register_buffer("weights", w.reshape(-1).clone())
+        self.rebalance = weights is not None
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from colorbatch.models.bins import soft_cross_entropy
+
+        if target.shape[-2:] != logits.shape[-2:]:
+            target = F.adaptive_avg_pool2d(target.float(), logits.shape[-2:])
+        pw = self.weights[ab_bins(target.detach().float() * 128.0)] if self.rebalance else None
+        return soft_cross_entropy(logits, target, pw)
+
+
 def make_loss(name: str, weights: torch.Tensor | None = None) -> nn.Module | callable:
     """The loss function ``loss(pred, target)`` for ``name`` (see module doc)."""
+    if name == "classify":
+        return BinCrossEntropy(weights)
     if name == "mse":
         return lambda pred, target: F.mse_loss(pred.float(), target.float())
     if name == "l1":
