@@ -365,7 +365,7 @@ def colorize(
         None, "--model", "-m", help="Checkpoint (.safetensors); default: $COLORBATCH_MODEL, then the newest trained model."
     ),
     size: int = typer.Option(256, "--size", help="Network resolution (the long side is fitted, aspect kept)."),
-    chroma: float = typer.Option(1.0, "--chroma", help="Scale the predicted colour: <1 paler and safer, >1 more vivid."),
+    chroma: str = typer.Option("auto", "--chroma", help="Colour strength: auto (calibrated into the model) or a scale: <1 paler and safer, >1 more vivid."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding worker processes (default: from the cores)."),
@@ -402,7 +402,7 @@ def evaluate(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json and metrics.csv (default: the run folder)."),
     run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Run folder for run.json and events.jsonl (default: ./runs/evaluate)."),
     size: int = typer.Option(256, "--size", help="Network resolution (the long side is fitted, aspect kept)."),
-    chroma: float = typer.Option(1.0, "--chroma", help="Scale the predicted colour: <1 paler and safer, >1 more vivid."),
+    chroma: str = typer.Option("auto", "--chroma", help="Colour strength: auto (calibrated into the model) or a scale: <1 paler and safer, >1 more vivid."),
     batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps."),
     workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding worker processes (default: from the cores)."),
@@ -424,16 +424,19 @@ def evaluate(
 @app.command()
 @handle_errors
 def models(json_out: bool = typer.Option(False, "--json", help="Machine-readable output.")):
-    """List trained models in the cache and say which one `colorize` would use."""
-    from colorbatch.models.checkpoint import discover_model, models_dir, read_meta
+    """List the trained models in the cache and the shipped default; say which one `colorize` uses and why."""
+    from colorbatch.models.checkpoint import discover_model_why, models_dir, read_meta, shipped_model
 
     folder = models_dir()
     try:
-        chosen = discover_model(None).resolve()
-    except ColorbatchError:
-        chosen = None
+        chosen, why = discover_model_why(None)
+        chosen = chosen.resolve()
+    except ColorbatchError as exc:
+        chosen, why = None, str(exc)
+    paths = sorted(folder.glob("*.safetensors"), key=lambda q: q.stat().st_mtime, reverse=True) if folder.is_dir() else []
+    shipped = shipped_model()
     rows = []
-    for p in sorted(folder.glob("*.safetensors"), key=lambda q: q.stat().st_mtime, reverse=True) if folder.is_dir() else []:
+    for p in paths + ([shipped] if shipped else []):
         try:
             meta = read_meta(p)
         except ColorbatchError as exc:
@@ -441,35 +444,46 @@ def models(json_out: bool = typer.Option(False, "--json", help="Machine-readable
             continue
         arch = meta.get("model", {})
         training = meta.get("training") or {}
+        cal = meta.get("calibration") or {}
         rows.append(
             {
                 "path": str(p),
                 "id": meta.get("id"),
                 "encoder": arch.get("encoder"),
+                "head": arch.get("head", "regress"),
                 "created": meta.get("created"),
                 "best_val_loss": training.get("best_val_loss"),
+                "calibration": {k: cal[k] for k in ("temperature", "chroma") if k in cal} or None,
+                "shipped": shipped is not None and p == shipped,
                 "default": chosen is not None and p.resolve() == chosen,
             }
         )
     if json_out:
-        typer.echo(json.dumps({"cache": str(folder), "selected": str(chosen) if chosen else None, "models": rows}, indent=2, default=str))
+        typer.echo(json.dumps({"cache": str(folder), "selected": str(chosen) if chosen else None, "why": why,
+                               "models": rows}, indent=2, default=str))
         return
     from rich.console import Console
 
     out = Console()
     out.print(f"models in {folder}:", markup=False, highlight=False)
-    if not rows:
-        out.print("  none yet; train one with `colorbatch run recipes/quickstart.toml`", markup=False)
+    if not paths:
+        out.print("  none yet (train one with `colorbatch run recipes/train_default.toml`)", markup=False)
     for r in rows:
+        if r.get("shipped"):
+            out.print("shipped with colorbatch:", markup=False, highlight=False)
         if "error" in r:
-            out.print(f"  [red]unreadable[/] {r['path']}: {r['error']}")
+            out.print(f"  unreadable {r['path']}: {r['error']}", markup=False, highlight=False)
             continue
         mark = "*" if r["default"] else " "
         loss = f", val loss {r['best_val_loss']:.5f}" if isinstance(r["best_val_loss"], (int, float)) else ""
-        out.print(f"{mark} {r['path']} ({r['encoder']}{loss})", markup=False, highlight=False)
+        cal = r["calibration"]
+        strength = f", colour strength T {cal.get('temperature', 1):g} x {cal.get('chroma', 1):g}" if cal else ""
+        out.print(f"{mark} {r['path']} ({r['encoder']}, {r['head']} head{loss}{strength})", markup=False,
+                  highlight=False)
     if chosen is not None:
-        origin = "$COLORBATCH_MODEL" if os.environ.get("COLORBATCH_MODEL") else "the newest in the cache"
-        out.print(f"colorize uses: {chosen} ({origin})", markup=False, highlight=False)
+        out.print(f"colorize uses: {chosen}: {why}", markup=False, highlight=False)
+    else:
+        out.print(f"colorize has no model: {why}", markup=False, highlight=False)
 
 
 # --------------------------------------------------------------------------- #

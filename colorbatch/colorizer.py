@@ -228,7 +228,13 @@ def load_model(path, device):
 
     p = Path(path).resolve()
     st = p.stat()
-    key = (str(p), st.st_mtime_ns, st.st_size, str(device))
+    from colorbatch.models.checkpoint import json_path
+
+    try:  # the sidecar too: calibration may be added to a checkpoint after training
+        side = json_path(p).stat().st_mtime_ns
+    except OSError:
+        side = 0
+    key = (str(p), st.st_mtime_ns, st.st_size, side, str(device))
     with _LOCK:
         hit = _MODELS.get(key)
         if hit is None:
@@ -245,11 +251,12 @@ class Colorizer:
     """Colorize L* arrays with a checkpoint.
 
     ``Colorizer(model_path_or_None, device="auto", size=256, batch_size=8)``;
-    ``None`` discovers the model (``$COLORBATCH_MODEL``, then the newest in the
-    cache). ``model`` may also be an ``nn.Module`` (tests, benchmarks).
+    ``None`` discovers the model (see :func:`colorbatch.models.checkpoint.discover_model`).
+    ``model`` may also be an ``nn.Module`` (tests, benchmarks). ``chroma="auto"``
+    uses the colour strength calibrated into the checkpoint; a number scales a*b*.
     """
 
-    def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8, chroma: float = 1.0):
+    def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8, chroma="auto"):
         from colorbatch.device import pick_device
 
         self.device = pick_device(device) if not hasattr(device, "type") else device
@@ -270,10 +277,13 @@ class Colorizer:
             self.meta = getattr(model, "checkpoint_meta", {}) or {}
             self.model_id = str(self.meta.get("id") or getattr(model, "arch", {}).get("name", "model"))
         self.multiple = int(getattr(self.model, "multiple", 32))
-        # chroma scales the predicted a*b*; the id says so, since the outputs differ
-        self.chroma = float(chroma)
-        if self.chroma != 1.0:
-            self.model_id = f"{self.model_id}@chroma{self.chroma:g}"
+        # colour strength: "auto" = the checkpoint's calibration; a number overrides the
+        # chroma scale and the id says so, since the outputs differ
+        from colorbatch.models.checkpoint import colour_strength
+
+        self.temperature, self.chroma, suffix = colour_strength(self.meta, chroma)
+        self.model_id += suffix
+        self.classify = getattr(self.model, "head", "regress") == "classify"
 
     # ---- the network ------------------------------------------------------
     def forward(self, batch):
@@ -291,6 +301,8 @@ class Colorizer:
             x = x.contiguous(memory_format=torch.channels_last)
         try:
             with torch.inference_mode(), autocast(self.device):
+                if self.classify:
+                    return self.model(x, temperature=self.temperature).float()
                 return self.model(x).float()
         except torch.cuda.OutOfMemoryError:
             if x.shape[0] == 1:

@@ -259,18 +259,26 @@ def test_discover_model_order(tmp_path, monkeypatch):
     import os
     import time
 
+    from colorbatch.models import checkpoint
+
     monkeypatch.setenv("COLORBATCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("COLORBATCH_MODEL", raising=False)
+    monkeypatch.setattr(checkpoint, "shipped_model", lambda: None)
     with pytest.raises(ColorbatchError) as info:
         discover_model(None)
     assert "colorbatch run recipes/quickstart.toml" in str(info.value)
     assert "--model" in str(info.value) and "COLORBATCH_MODEL" in str(info.value)
+    shipped = save_checkpoint(tmp_path / "shipped.safetensors", build_model("efficientnet-lite0", "none"), {})
+    monkeypatch.setattr(checkpoint, "shipped_model", lambda: shipped)
+    assert checkpoint.discover_model_why(None) == (shipped, checkpoint.discover_model_why(None)[1])
+    assert "ships with colorbatch" in checkpoint.discover_model_why(None)[1]
     a = publish(_ckpt(tmp_path, "a"))
     b_src = save_checkpoint(tmp_path / "b.safetensors", build_model("efficientnet-lite0", "none"), {})
     b = publish(b_src)
     old = time.time() - 100
     os.utime(a, (old, old))
-    assert discover_model(None) == b
+    assert discover_model(None) == b  # a model the user trained wins over the shipped default
+    assert "you trained" in checkpoint.discover_model_why(None)[1]
     os.utime(b, (old - 10, old - 10))
     assert discover_model(None) == a
     monkeypatch.setenv("COLORBATCH_MODEL", str(b_src))

@@ -62,8 +62,14 @@ def _file_sha(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path, model, config: dict | None = None, training: dict | None = None) -> Path:
-    """Write ``path`` (.safetensors) and ``path.with_suffix('.json')`` atomically."""
+def save_checkpoint(path, model, config: dict | None = None, training: dict | None = None,
+                    omit_encoder: bool = False) -> Path:
+    """Write ``path`` (.safetensors) and ``path.with_suffix('.json')`` atomically.
+
+    ``omit_encoder``: leave out the tensors of a frozen encoder with ImageNet weights
+    (``"encoder_tensors": "weights-package"``): loading rebuilds them from the
+    installed weights package, so a shipped model holds only what it learned.
+    """
     from colorbatch import __version__
 
     path = Path(path)
@@ -76,7 +82,10 @@ def save_checkpoint(path, model, config: dict | None = None, training: dict | No
         raise ColorbatchError("save_checkpoint: the model has no `arch` (build it with colorbatch.models.build_model)")
     from safetensors.torch import save_file
 
-    state = {k: v.detach().to("cpu").contiguous() for k, v in inner.state_dict().items()}
+    if omit_encoder and not (arch.get("freeze_encoder") and arch.get("encoder_weights") == "imagenet"):
+        raise ColorbatchError("save_checkpoint: only a frozen encoder with ImageNet weights can be left out")
+    state = {k: v.detach().to("cpu").contiguous() for k, v in inner.state_dict().items()
+             if not (omit_encoder and k.startswith("encoder."))}
     # tensors that share memory must be separate for safetensors
     state = {k: v.clone() for k, v in state.items()}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
@@ -89,11 +98,37 @@ def save_checkpoint(path, model, config: dict | None = None, training: dict | No
         "training": training,
         "colorbatch_version": __version__,
         "tensors": len(state),
+        "encoder_tensors": "weights-package" if omit_encoder else "included",
+        "sha256": _file_sha(path),
         "created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     text = json.dumps(meta, indent=2, default=str) + "\n"
     atomic_write(json_path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     return path
+
+
+def colour_strength(meta: dict | None, chroma="auto") -> tuple[float, float, str]:
+    """(temperature, chroma scale, id suffix) for a model's metadata and a ``chroma`` setting.
+
+    ``"auto"``: the calibration stored in the checkpoint (temperature and chroma
+    fitted on validation photos after training), or (1, 1) for an uncalibrated
+    model. A number overrides the chroma scale (the calibrated temperature is
+    kept) and is recorded in the id, since the outputs differ.
+    """
+    cal = (meta or {}).get("calibration") or {}
+    try:
+        temperature = float(cal.get("temperature", 1.0))
+        auto_chroma = float(cal.get("chroma", 1.0))
+    except (TypeError, ValueError):
+        temperature, auto_chroma = 1.0, 1.0
+    if not (0.05 <= temperature <= 5.0):
+        temperature = 1.0
+    if not (0.0 <= auto_chroma <= 2.0):
+        auto_chroma = 1.0
+    if chroma is None or chroma == "auto":
+        return temperature, auto_chroma, ""
+    c = float(chroma)
+    return temperature, c, ("" if c == 1.0 else f"@chroma{c:g}")
 
 
 def update_meta(path, **entries) -> None:
@@ -154,9 +189,10 @@ def load_checkpoint(path, device="cpu", pm=None):
         path = path.with_suffix(".safetensors")
     meta = read_meta(path)
     arch = meta["model"]
+    from_package = meta.get("encoder_tensors") == "weights-package"
     model = build_model(
         arch["encoder"],
-        encoder_weights="none",
+        encoder_weights="imagenet" if from_package else "none",
         freeze_encoder=bool(arch.get("freeze_encoder", True)),
         pm=pm,
         widths=arch.get("widths"),
@@ -171,6 +207,8 @@ def load_checkpoint(path, device="cpu", pm=None):
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ColorbatchError(f"model {path}: corrupt or not a safetensors file ({first})") from None
     own = model.state_dict()
+    if from_package:  # the encoder came from the installed weights package
+        own = {k: v for k, v in own.items() if not k.startswith("encoder.")}
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
     if missing or extra:
@@ -185,7 +223,7 @@ def load_checkpoint(path, device="cpu", pm=None):
                 f"model {path}: tensor {k} has shape {tuple(state[k].shape)}, the architecture "
                 f"expects {tuple(v.shape)}"
             )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(state, strict=not from_package)
     model.checkpoint_meta = meta
     model.eval()
     return model.to(device), meta
@@ -208,19 +246,14 @@ def publish(path) -> Path:
     return dest
 
 
-def discover_model(explicit: str | Path | None = None) -> Path:
-    """The checkpoint to use: explicit, else $COLORBATCH_MODEL, else the newest in the cache."""
-    if explicit:
-        p = Path(str(explicit)).expanduser()
-        if not p.is_file():
-            raise ColorbatchError(f"model {p}: file not found (pass a .safetensors checkpoint)")
-        return p.with_suffix(".safetensors") if p.suffix == ".json" else p
-    env = os.environ.get(ENV_MODEL)
-    if env:
-        p = Path(env).expanduser()
-        if not p.is_file():
-            raise ColorbatchError(f"COLORBATCH_MODEL={env}: file not found")
-        return p
+def shipped_model() -> Path | None:
+    """The default model that ships inside the package (``colorbatch/weights/default.safetensors``)."""
+    p = Path(__file__).resolve().parent.parent / "weights" / "default.safetensors"
+    return p if p.is_file() and json_path(p).is_file() else None
+
+
+def newest_published() -> Path | None:
+    """The newest model in the cache (one the user trained and published), if any."""
     d = models_dir()
     found = []
     if d.is_dir():
@@ -230,6 +263,32 @@ def discover_model(explicit: str | Path | None = None) -> Path:
                     found.append((p.stat().st_mtime, p))
                 except OSError:
                     pass
-    if found:
-        return max(found)[1]
-    raise ColorbatchError("no colorization model found: " + HOW_TO_GET_ONE.format(models=d))
+    return max(found)[1] if found else None
+
+
+def discover_model_why(explicit: str | Path | None = None) -> tuple[Path, str]:
+    """(checkpoint, why): ``--model``, else $COLORBATCH_MODEL, else the newest model the
+    user trained and published to the cache, else the default that ships with colorbatch."""
+    if explicit:
+        p = Path(str(explicit)).expanduser()
+        if not p.is_file():
+            raise ColorbatchError(f"model {p}: file not found (pass a .safetensors checkpoint)")
+        return (p.with_suffix(".safetensors") if p.suffix == ".json" else p), "given with --model"
+    env = os.environ.get(ENV_MODEL)
+    if env:
+        p = Path(env).expanduser()
+        if not p.is_file():
+            raise ColorbatchError(f"COLORBATCH_MODEL={env}: file not found")
+        return p, "set by COLORBATCH_MODEL"
+    p = newest_published()
+    if p is not None:
+        return p, f"the newest model you trained and published (in {models_dir()})"
+    p = shipped_model()
+    if p is not None:
+        return p, "the default model that ships with colorbatch (no trained model in the cache)"
+    raise ColorbatchError("no colorization model found: " + HOW_TO_GET_ONE.format(models=models_dir()))
+
+
+def discover_model(explicit: str | Path | None = None) -> Path:
+    """The checkpoint to use (see :func:`discover_model_why`)."""
+    return discover_model_why(explicit)[0]

@@ -8,7 +8,7 @@ network on batches and recombines on the device. Sets ``item.L``, ``item.ab``
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Optional
+from typing import Annotated, Iterable, Iterator, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,10 +36,11 @@ class Options(BaseModel):
         description="Set item.L and item.ab (full-resolution float arrays) for later steps. Default: "
         "yes, unless only save steps follow (saves memory and time).",
     )
-    chroma: float = Field(
-        1.0, ge=0.0, le=2.0,
-        description="Scale the predicted a*b* (chroma): below 1 gives safer, paler colours, above 1 "
-        "more vivid ones; L* is never changed. Outputs record it with the model id.",
+    chroma: Union[Literal["auto"], Annotated[float, Field(ge=0.0, le=2.0)]] = Field(
+        "auto",
+        description="Colour strength: auto (the calibration stored in the model) or a number that scales "
+        "the predicted a*b*: below 1 gives safer, paler colours, above 1 more vivid ones; L* is never "
+        "changed. A number is recorded with the model id.",
     )
     max_batch_pixels: int = Field(
         16_000_000, ge=1,
@@ -107,8 +108,9 @@ class ColorizeStep(Step):
     # ---- model --------------------------------------------------------------
     def _with_chroma(self, mid: str) -> str:
         """The id outputs and manifests record: a chroma other than 1 makes other outputs."""
-        c = self.options.chroma
-        return mid if c == 1.0 else f"{mid}@chroma{c:g}"
+        from colorbatch.models.checkpoint import colour_strength
+
+        return mid + colour_strength(None, self.options.chroma)[2]
 
     def _resolve(self):
         if self.colorizer is not None:
