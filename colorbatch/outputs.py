@@ -132,8 +132,8 @@ class ImageOutput:
             raise ItemError(f"{item.label}: output {target} would fall outside the output folder {self.out}")
         if _same_file(target, item.path):
             raise ItemError(
-                f"{item.label}: the output path is the input itself; refusing to overwrite it "
-                "(choose another out folder or format)"
+                f"{item.label}: the output path is the input itself; an input is never replaced, "
+                "whatever the flags (--overwrite included): choose another out folder or format"
             )
         other = self.written.get(rel)
         if other is not None and other != item.id:
@@ -141,11 +141,18 @@ class ImageOutput:
                 f"{item.label}: output {rel} was already written for {other} in this run "
                 "(two inputs differ only by extension); set a format or rename one"
             )
-        if self.overlaps_inputs and target.exists() and not self.manifest.owns(rel):
-            raise ItemError(
-                f"{item.label}: {target} exists and was not written by colorbatch (it may be an "
-                "input); refusing to overwrite it; choose an output folder outside the inputs"
-            )
+        if os.path.lexists(target) and not self.manifest.owns(rel):
+            if self.overlaps_inputs:
+                raise ItemError(
+                    f"{item.label}: {target} exists and was not written by colorbatch (it may be an "
+                    "input); refusing to overwrite it; choose an output folder outside the inputs"
+                )
+            if not self.options.overwrite:
+                raise ItemError(
+                    f"{item.label}: conflict: {target} exists and was not written by colorbatch; it was "
+                    "kept: move it away, choose another out folder, or pass --overwrite "
+                    "(recipe: overwrite = true) to replace it"
+                )
 
     def write(self, item) -> Path:
         from colorbatch.images import write_image
