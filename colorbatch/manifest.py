@@ -103,7 +103,7 @@ class Manifest:
         if self._fh is None:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps(rec, default=str, ensure_ascii=False) + "\n")
+        self._fh.write(_json_line(rec))
         self._fh.flush()
         self.records[item_id] = rec
         return rec
@@ -116,6 +116,17 @@ class Manifest:
                 pass
             self._fh.close()
             self._fh = None
+
+
+def _json_line(rec: dict) -> str:
+    """One JSON line; names that are not valid UTF-8 (surrogate escapes) are written as
+    ``\\udcXX`` escapes, which read back to the same name."""
+    line = json.dumps(rec, default=str, ensure_ascii=False) + "\n"
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(rec, default=str) + "\n"
+    return line
 
 
 def _jsonable(value: Any) -> Any:
