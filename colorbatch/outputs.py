@@ -97,6 +97,7 @@ class ImageOutput:
         # set by the save step when the output folder is, or contains, an input folder
         self.overlaps_inputs = bool(ctx.state.get("save_overlaps_inputs", {}).get(str(self.out)))
         self.written: dict[str, str] = {}
+        self.cleaned: set[str] = set()  # folders whose stale temporary files were removed
 
     # ---- naming -------------------------------------------------------------
     def relative_output(self, item) -> str:
@@ -160,6 +161,12 @@ class ImageOutput:
         rel = self.relative_output(item)
         target = self.out / rel
         self.check_target(item, target, rel)
+        folder = str(target.parent)
+        if folder not in self.cleaned:  # what a run killed with kill -9 left behind
+            from colorbatch.atomic import clean_stale_temps
+
+            clean_stale_temps(folder)
+            self.cleaned.add(folder)
         pixels = self._pixels(item)
         metadata = {
             "colorbatch": self.version,

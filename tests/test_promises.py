@@ -149,6 +149,19 @@ def test_temporary_files_of_a_killed_run_are_removed_by_the_next_run(tmp_path, m
     assert (out / "a.png").is_file()
 
 
+def test_temporary_files_of_running_writers_and_other_hosts_are_kept(tmp_path):
+    from colorbatch.atomic import _host, clean_stale_temps, temp_prefix
+
+    mine = tmp_path / (temp_prefix(tmp_path / "a.png") + "abcdefgh.tmp")  # this process: running
+    other = "111111" if _host() != "111111" else "222222"
+    remote = tmp_path / f".b.png.cb-{other}-999999999-abcdefgh.tmp"  # a writer on another host
+    unrelated = tmp_path / ".c.png.abcdefgh.tmp"  # not a name colorbatch makes
+    for p in (mine, remote, unrelated):
+        p.write_bytes(b"")
+    assert clean_stale_temps(tmp_path) == 0
+    assert mine.exists() and remote.exists() and unrelated.exists()
+
+
 # ---- 10. {run_dir} stays inside the run folder -------------------------------------------------
 
 
