@@ -25,6 +25,7 @@ does not have is an error, like a misspelt key in the file.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -207,6 +208,10 @@ def _format_pydantic(exc, where: str, model: type) -> list[str]:
     return out
 
 
+class OutsideRunDir(ValueError):
+    """A ``{run_dir}`` path that climbs out of the run folder."""
+
+
 def resolve_path(value: Any, base_dir: Path, run_dir: Path | None) -> Any:
     if value is None or not isinstance(value, (str, Path)):
         return value
@@ -214,6 +219,11 @@ def resolve_path(value: Any, base_dir: Path, run_dir: Path | None) -> Any:
     if text.startswith("{run_dir}"):
         rest = text[len("{run_dir}") :].lstrip("/\\")
         root = run_dir if run_dir is not None else Path.cwd()
+        if rest and os.path.normpath(rest).replace("\\", "/").split("/")[0] == "..":
+            raise OutsideRunDir(
+                f"{text} leaves the run folder ({{run_dir}} paths stay inside it); "
+                "remove the '..', or give a path without {run_dir}"
+            )
         return str(root / rest) if rest else str(root)
     if re.match(r"^[a-z][a-z0-9+.-]*://", text):  # URLs stay as they are
         return text
@@ -311,9 +321,16 @@ def build_plan(
             problems.append(f"{where}.with: must be a table of options")
             continue
         options = dict(options)
+        outside = False
         for key in stepdef.path_options:
             if key in options:
-                options[key] = _resolve_nested(options[key], base_dir, resolved_run_dir)
+                try:
+                    options[key] = _resolve_nested(options[key], base_dir, resolved_run_dir)
+                except OutsideRunDir as exc:
+                    problems.append(f"{where}.{key}: {exc}")
+                    outside = True
+        if outside:
+            continue
         model = stepdef.options()
         try:
             from pydantic import ValidationError
@@ -329,7 +346,10 @@ def build_plan(
             if key not in options:
                 current = getattr(validated, key, None)
                 if current is not None:
-                    setattr(validated, key, _resolve_nested(current, base_dir, resolved_run_dir))
+                    try:
+                        setattr(validated, key, _resolve_nested(current, base_dir, resolved_run_dir))
+                    except OutsideRunDir as exc:
+                        problems.append(f"{where}.{key}: {exc}")
         plan.steps.append(StepConfig(i, sid, uses, validated, stepdef))
     if problems:
         raise RecipeError(problems)
