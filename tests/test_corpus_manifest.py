@@ -272,3 +272,53 @@ def test_composites_deterministic_and_train_only():
         assert n1 == n2 and p1 == p2 and np.array_equal(np.asarray(i1), np.asarray(i2))
         assert 384 <= max(i1.size) <= 512
         assert p1[0] == "scenes/s.jpg" and 2 <= len(p1) <= 4
+
+
+def test_dep5_per_file_licence():
+    text = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: someone
+License: GPL-3+
+
+Files: src/a/resource/*
+       src/b/x.svg
+Copyright: other
+License: CC-BY-SA-4.0
+
+Files: src/a/resource/fish1.jpg
+Copyright: photographer
+License: public-domain
+"""
+    st = bc.dep5_stanzas(text)
+    assert bc.dep5_licence(st, "src/zzz/q.png") == "GPL-3+"
+    assert bc.dep5_licence(st, "src/a/resource/other.webp") == "CC-BY-SA-4.0"
+    # last matching stanza wins; the extension may differ (.jpg shipped as .webp)
+    assert bc.dep5_licence(st, "src/a/resource/fish1.webp") == "public-domain"
+    assert bc.dep5_licence(st, "src/b/x.svg") == "CC-BY-SA-4.0"
+
+
+def test_qt_rcc_reader_roundtrip():
+    """A tiny hand-built .rcc (format 1): one dir, one plain and one zlib file."""
+    import struct
+    import zlib
+    sys.path.insert(0, str(ROOT / "tools" / "corpus"))
+    from qt_rcc import read_rcc
+
+    def name(s):
+        return struct.pack(">HI", len(s), 0) + s.encode("utf-16-be")
+    names = name("d") + name("a.png") + name("b.png")
+    off_d, off_a, off_b = 0, len(name("d")), len(name("d")) + len(name("a.png"))
+    raw_a, raw_b = b"plain-bytes", b"zipped-bytes" * 10
+    comp_b = struct.pack(">I", len(raw_b)) + zlib.compress(raw_b)
+    data = struct.pack(">I", len(raw_a)) + raw_a + struct.pack(">I", len(comp_b)) + comp_b
+    da, db = 0, 4 + len(raw_a)
+    tree = (struct.pack(">IHII", 0, 2, 1, 1)             # root: 1 child at 1
+            + struct.pack(">IHII", off_d, 2, 2, 2)       # d: 2 children at 2
+            + struct.pack(">IHHHI", off_a, 0, 0, 0, da)  # a.png
+            + struct.pack(">IHHHI", off_b, 1, 0, 0, db))  # b.png, zlib
+    head = 20
+    blob = (b"qres" + struct.pack(">IIII", 1, head, head + len(tree),
+                                  head + len(tree) + len(data)) + tree + data + names)
+    got = dict(read_rcc(blob))
+    assert got == {"d/a.png": raw_a, "d/b.png": raw_b}

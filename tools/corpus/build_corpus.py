@@ -114,6 +114,11 @@ class Source:
     drop: list = field(default_factory=list)   # (glob, reason)
     force: list = field(default_factory=list)  # (glob, reason): reviewed photos kept despite drop
     licence_note: str = ""
+    # "rcc": root holds Qt resource archives; their members are the files
+    archive: str = ""
+    # rel path -> path in the upstream source tree, to look up per-file
+    # licences in a DEP-5 debian/copyright (None: use the 'Files: *' licence)
+    source_path: object = None
 
 
 TUX_DROP = [
@@ -240,6 +245,52 @@ SOURCES = [
         # backgrounds/*.jpg are generated textures: not matched by keep.
         licence_note="per-file X-KDE-PluginInfo-License in the puzzle's .desktop",
     ),
+    Source(
+        "gcompris-qt-data", "scene", "usr/share/gcompris-qt/rcc",
+        archive="rcc",
+        source_path=lambda rel: rel.split("/", 1)[1] if rel.startswith("gcompris/") else rel,
+        keep=[
+            ("gcompris/src/activities/erase/resource/*.webp", "animal photos"),
+            ("gcompris/src/activities/explore_monuments/resource/*.webp", "monument photos"),
+            ("gcompris/src/activities/explore_world_animals/resource/animals/*.webp", "animal photos"),
+            ("gcompris/src/activities/explore_farm_animals/resource/animals/*.webp", "farm animal photos"),
+            ("gcompris/src/activities/explore_world_music/resource/music/*.webp", "musicians / instruments photos"),
+            ("gcompris/src/activities/categorization/resource/images/tools/*", "tool photos"),
+            ("gcompris/src/activities/categorization/resource/images/renewable/*", "windmill, dam, solar panel photos"),
+            ("gcompris/src/activities/categorization/resource/images/monuments/*", "monument photos"),
+            ("gcompris/src/activities/categorization/resource/images/fishes/*", "fish photos (aquarium / underwater)"),
+            ("gcompris/src/activities/categorization/resource/images/others/*", "household object photos"),
+            ("gcompris/src/activities/categorization/resource/images/numbers/*", "photo of toy blocks"),
+            ("gcompris/src/activities/categorization/resource/images/alphabets/*", "photo of toy blocks"),
+            ("gcompris/src/activities/clickgame/resource/sea[1-6].webp", "underwater photos"),
+            *[(f"gcompris/src/activities/details/resource/image/{n}_background.webp",
+               "photo of a place (its round puzzle pieces are crops: left out)")
+              for n in ("Louvre_2007_02_24_c", "FanoeWindmill", "EgeskovSlotSpejling",
+                        "GizahPyramids", "EilanDonanCastle", "TowerBridgeLondon", "Chenonceau",
+                        "NDP", "Nagoya", "TajMahal", "TourEiffel", "Neuschwanstein",
+                        "OperaSidney")],
+            ("gcompris/src/activities/louis-braille/resource/fireplace.webp", "museum room photo"),
+            ("gcompris/src/activities/louis-braille/resource/teach.webp", "photo of hands on a book"),
+            ("gcompris/src/activities/louis-braille/resource/workshop.webp", "workshop photo"),
+            ("gcompris/src/activities/louis-braille/resource/statue.webp", "statue in a park"),
+            ("gcompris/src/activities/louis-braille/resource/rnib.webp", "building photo"),
+        ],
+        # Left out (reviewed): lang/words_sample (drawings), paintings, details
+        # paintings (Van Gogh, ...) and round crops, babyshapes (paintings and
+        # puzzle pieces), clickgame fish sprites, chronos (drawings),
+        # solar_system/gravity (astronomy), louis-braille portrait/charts,
+        # digital_electricity paper textures, all .svg/.svgz.
+        licence_note="per-file DEP-5 stanzas of debian/copyright (source .jpg/.png "
+                     "ship as .webp), else Files: * GPL-3+",
+    ),
+    Source(
+        "gcompris-qt-data", "cutout", "usr/share/gcompris-qt/rcc",
+        archive="rcc",
+        source_path=lambda rel: rel.split("/", 1)[1] if rel.startswith("gcompris/") else rel,
+        keep=[("gcompris/src/activities/leftright/resource/*.webp",
+               "photographic cut-outs of hands (alpha)")],
+        licence_note="per-file DEP-5 stanzas of debian/copyright",
+    ),
 ]
 
 # Packages looked at and left out entirely (no real photos, or unusable):
@@ -247,7 +298,6 @@ REVIEWED_NOT_USED = {
     "jigzo-data": "only a font map and UI icons",
     "hugin-data": "help-page thumbnails (<=300 px, projection demos) and logos",
     "rawtherapee-data": "UI icons and logos only",
-    "gcompris-qt-data": "images packed in Qt .rcc resources; not unpacked",
 }
 
 
@@ -470,7 +520,12 @@ def load_image(path: Path, kind: str) -> Image.Image:
         im.load()
         im = ImageOps.exif_transpose(im)
         im = to_srgb(im)
-        return im.convert("RGBA" if kind == "cutout" else "RGB")
+        if kind == "cutout":
+            return im.convert("RGBA")
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            rgba = im.convert("RGBA")   # a scene with transparency: flatten on white
+            return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+        return im.convert("RGB")
 
 
 def prepare_cutout(im: Image.Image) -> Image.Image | None:
@@ -515,9 +570,11 @@ def sha256_file(p: Path) -> str:
 
 def safe_name(package: str, rel: str) -> str:
     stem = re.sub(r"\.[A-Za-z0-9]+$", "", rel)
+    stem = re.sub(r"^gcompris/src/activities/", "", stem).replace("/resource/", "/")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__"))
     short = {"tuxpaint-stamps-default": "tuxpaint", "kphotoalbum": "kphotoalbum",
-             "opencv-doc": "opencv", "palapeli-data": "palapeli"}.get(package, package)
+             "opencv-doc": "opencv", "palapeli-data": "palapeli",
+             "gcompris-qt-data": "gcompris"}.get(package, package)
     return f"{short}__{stem}"
 
 
@@ -582,10 +639,51 @@ def copyright_licence(tree: Path, package: str) -> str:
     return m.group(1).strip() if m else "see copyright"
 
 
+def dep5_stanzas(text: str) -> list:
+    """[(patterns, short licence)] of the Files stanzas of a DEP-5 copyright file."""
+    out = []
+    for para in re.split(r"\n\s*\n", text):
+        m = re.search(r"^Files:(.*?)(?=^\S)", para + "\nEnd:", re.M | re.S)
+        lic = re.search(r"^License:[ \t]*(\S[^\n]*)", para, re.M)
+        if m and lic:
+            out.append((m.group(1).split(), lic.group(1).strip()))
+    return out
+
+
+def _noext(p: str) -> str:
+    return re.sub(r"\.[A-Za-z0-9]+$", "", p)
+
+
+def dep5_licence(stanzas: list, path: str) -> str | None:
+    """Licence of ``path`` (a source-tree path): last matching stanza wins.
+
+    Extensions are ignored when both sides have one, since some packages
+    convert images at build time (gcompris ships its .jpg/.png as .webp)."""
+    found = None
+    for pats, lic in stanzas:
+        for pat in pats:
+            if fnmatch.fnmatchcase(path, pat) or (
+                    "." in pat.rsplit("/", 1)[-1] and not pat.endswith("*")
+                    and fnmatch.fnmatchcase(_noext(path), _noext(pat))):
+                found = lic
+                break
+    return found
+
+
 PALAPELI_LICENCES = {"public domain": "public-domain", "fdl": "GFDL", "gnu-fdl": "GFDL"}
 
 
+_DEP5_CACHE = {}
+
+
 def file_licence(src: Source, tree: Path, rel: str, package_licence: str) -> str:
+    if src.source_path is not None:
+        cp = tree / "usr/share/doc" / src.package / "copyright"
+        if cp not in _DEP5_CACHE:
+            _DEP5_CACHE[cp] = dep5_stanzas(cp.read_text(errors="replace"))
+        lic = dep5_licence(_DEP5_CACHE[cp], src.source_path(rel))
+        if lic:
+            return lic
     if src.package == "palapeli-data":
         desk = tree / src.root / (Path(rel).stem + ".desktop")
         if desk.exists():
@@ -624,11 +722,38 @@ def matches(rel: str, globs) -> tuple | None:
     return None
 
 
+def extract_rcc(tree: Path, src: Source) -> dict:
+    """Unpack the image members of the .rcc archives under src.root into
+    tree/_rcc/; returns {member path: archive file name}."""
+    sys.path.insert(0, str(HERE))
+    from qt_rcc import read_rcc
+    dest = tree / "_rcc"
+    index = dest / ".index.csv"
+    if not index.exists():
+        members = {}
+        for rcc in sorted((tree / src.root).glob("*.rcc")):
+            for inner, blob in read_rcc(rcc.read_bytes()):
+                if inner.lower().endswith((".jpg", ".jpeg", ".png", ".webp")):
+                    out = dest / inner
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    out.write_bytes(blob)
+                    members[inner] = rcc.name
+        dest.mkdir(parents=True, exist_ok=True)
+        with open(index, "w", newline="") as fh:
+            csv.writer(fh).writerows(sorted(members.items()))
+    with open(index, newline="") as fh:
+        return {k: v for k, v in csv.reader(fh)}
+
+
+def source_base(src: Source, tree: Path) -> Path:
+    return tree / "_rcc" if src.archive == "rcc" else tree / src.root
+
+
 def select(src: Source, tree: Path):
     """Yield (rel, keep_reason) for reviewed files of a source, sorted."""
-    base = tree / src.root
+    base = source_base(src, tree)
     rels = sorted(str(p.relative_to(base)) for p in base.rglob("*")
-                  if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+                  if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
     for rel in rels:
         f = matches(rel, src.force)
         if f:
@@ -718,13 +843,16 @@ def build(args) -> dict:
         pkg_lic = copyright_licence(tree, src.package)
         packages[src.package] = (version, pkg_lic)
         rotate = extra_rotation(src, tree)
+        members = extract_rcc(tree, src) if src.archive == "rcc" else {}
+        base = source_base(src, tree)
         for rel, why in select(src, tree):
-            original = f"/{src.root}/{rel}"
+            original = (f"/{src.root}/{members[rel]}:/{rel}" if src.archive == "rcc"
+                        else f"/{src.root}/{rel}")
             r = denied(src.package, original)
             if r:
                 dropped.append((src.package, original, r))
                 continue
-            path = tree / src.root / rel
+            path = base / rel
             data = path.read_bytes()
             try:
                 im = load_image(path, src.kind)
@@ -835,11 +963,11 @@ def summarize(rows, dropped, packages, out: Path, check_dir, args) -> str:
     lics = defaultdict(Counter)
     for r in rows:
         if r["kind"] != "composite":
-            lics[r["package"]][r["licence"]] += 1
+            lics[(r["package"], r["kind"])][r["licence"]] += 1
     for pkg, kind in keys:
         ver, _ = packages.get(pkg, ("", ""))
-        lic = "; ".join(f"{k} ({v})" if len(lics[pkg]) > 1 else k
-                        for k, v in sorted(lics[pkg].items()))
+        c = lics[(pkg, kind)]
+        lic = "; ".join(f"{k} ({v})" if len(c) > 1 else k for k, v in sorted(c.items()))
         if pkg == "(composites)":
             lic = "licences of the parts"
         lines.append(f"| {pkg} | {ver} | {lic} | {kind} | {counts[(pkg, kind, 'train')]} "
