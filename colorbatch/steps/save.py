@@ -55,6 +55,25 @@ def _source_roots(ctx) -> list[Path]:
     return [Path(os.path.realpath(r)) for r in roots]
 
 
+def _source_files(ctx) -> list[Path]:
+    """Single files the earlier steps read (a ``source`` option naming one file)."""
+    current = ctx.current.index if ctx.current is not None else 10**9
+    out = []
+    for cfg in ctx.plan.steps:
+        if cfg.index >= current:
+            break
+        src = getattr(cfg.options, "source", None)
+        if isinstance(src, str) and Path(src).expanduser().is_file():
+            out.append(Path(src).expanduser())
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    from colorbatch.outputs import _same_file as same
+
+    return same(a, b)
+
+
 def _claimed_file(path: Path, ctx) -> bool:
     """True when a source plugin claims ``path``'s extension (e.g. ``--out film.mp4``
     for one video): its output may then be that file rather than a folder."""
@@ -70,6 +89,12 @@ class SaveStep(ItemStep):
         from colorbatch import registry
 
         self.out = Path(options.out).expanduser()
+        for src in _source_files(ctx):
+            if _same_file(self.out, src):
+                raise ColorbatchError(
+                    f"out = {self.out}: is the input {src} itself; an input is never an output, whatever "
+                    "the flags (--overwrite included); choose another output name or folder"
+                )
         if self.out.exists() and not self.out.is_dir() and not _claimed_file(self.out, ctx):
             raise ColorbatchError(f"out = {self.out}: is a file; give a folder")
         real = Path(os.path.realpath(self.out))

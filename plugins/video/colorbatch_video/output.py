@@ -152,6 +152,7 @@ class VideoOutput:
                     f"save: out={self.out} is one file but the input holds several videos; "
                     "give a folder as out"
                 )
+            self._never_the_input(self.out, video)
             return self.out
         rel = item.meta.get("video_id")
         if item.root is not None and item.path is not None:
@@ -163,11 +164,18 @@ class VideoOutput:
         if self.container:
             rel = rel.with_suffix(self.container)
         target = self.out / rel
-        if os.path.realpath(target) == os.path.realpath(video):
-            raise StepError(
-                f"save: the output {target} would replace the input video; choose another out folder"
-            )
+        self._never_the_input(target, video)
         return target
+
+    @staticmethod
+    def _never_the_input(target: Path, video) -> None:
+        from colorbatch.outputs import _same_file
+
+        if _same_file(Path(target), Path(video)):
+            raise ItemError(
+                f"{video}: the output {target} is the input itself; an input is never an output, "
+                "whatever the flags (--overwrite included); choose another out"
+            )
 
     def _model_id(self):
         return self.ctx.state.get("model_id") if self.ctx is not None else None
@@ -239,12 +247,16 @@ class VideoOutput:
         return job
 
     def write(self, item) -> Path | None:
-        target = self.target(item)
         video = item.meta["video"]
-        for other in [v for v in self.jobs if v != video]:  # the previous video ended early
-            self._finish(other)
         if video in self._refused:
             return None  # reported once, at its first frame
+        try:
+            target = self.target(item)
+        except ItemError:
+            self._refused.add(video)
+            raise
+        for other in [v for v in self.jobs if v != video]:  # the previous video ended early
+            self._finish(other)
         job = self.jobs.get(video)
         if job is None:
             if target.exists() and not self.overwrite and self._record(target) is None:
