@@ -115,8 +115,13 @@ def colorbatch_register_commands(app):
         thumbnail_size = thumbnail_size or step.get("thumbnail_size") or DEFAULT_THUMB
         thumbnail_format = thumbnail_format or step.get("thumbnail_format") or "jpeg"
         max_gallery = max_gallery if max_gallery is not None else step.get("max_gallery", DEFAULT_MAX_GALLERY)
-        if out is None and isinstance(step.get("out"), str) and (Path(step["out"]) / "thumbs").is_dir():
-            out = Path(step["out"])  # where the step wrote it (and its thumbnails)
+        if out is None:
+            # where the step wrote it (and its thumbnails), if that is inside RUN_DIR: a rebuild
+            # never writes outside RUN_DIR unless --out says so (a copied run folder, an
+            # edited recipe.json)
+            recorded = _recorded_out(run_dir, step.get("out"))
+            if recorded is not None and (recorded / "thumbs").is_dir():
+                out = recorded
         if thumbnail_format not in ("jpeg", "webp"):
             raise ColorbatchError(f"--thumbnail-format {thumbnail_format!r}: use jpeg or webp")
         t0 = time.perf_counter()
@@ -126,6 +131,34 @@ def colorbatch_register_commands(app):
             typer.echo((path.parent / JSON_NAME).read_text(encoding="utf-8"))
         else:
             typer.echo(f"report: {path} ({time.perf_counter() - t0:.1f} s)")
+
+
+def _recorded_out(run_dir: Path, out) -> Optional[Path]:
+    """The report step's ``out`` as seen from RUN_DIR, or None when it is not inside it.
+
+    recipe.json records absolute paths; an ``out`` inside the recorded run folder maps
+    to the same place inside RUN_DIR (which may be a copy or a moved folder).
+    """
+    import json
+    import os
+
+    if not isinstance(out, str) or not out:
+        return None
+    try:
+        recorded_run = json.loads((run_dir / "recipe.json").read_text(encoding="utf-8")).get("run_dir")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(recorded_run, str) or not recorded_run:
+        return None
+    rel = os.path.relpath(os.path.normpath(out), os.path.normpath(recorded_run))
+    if rel == os.curdir or rel.split(os.sep)[0] == os.pardir or os.path.isabs(rel):
+        return None
+    candidate = run_dir / rel
+    real_run = os.path.realpath(run_dir)
+    real = os.path.realpath(candidate)
+    if os.path.commonpath([real_run, real]) != real_run:
+        return None  # a link inside the run folder that leads out of it
+    return candidate
 
 
 def _recipe_report_options(run_dir: Path) -> dict:
