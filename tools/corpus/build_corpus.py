@@ -246,6 +246,16 @@ SOURCES = [
         licence_note="per-file X-KDE-PluginInfo-License in the puzzle's .desktop",
     ),
     Source(
+        "tuxpaint-data", "scene", "usr/share/tuxpaint",
+        keep=[
+            ("templates/*.jpg", "photo backgrounds: bark, cliff, lighthouse, ocean, trees, sheep, ..."),
+            ("starters/skyline-sf-dusk-back.jpeg", "photo of a palm and city skyline at dusk"),
+        ],
+        # Left out: starters/*.png (line-art colouring pages, frames, maps;
+        # reef-back.png is a 256-colour palette image), brushes, UI images.
+        licence_note="debian/copyright: Files: * License: GPL-2+",
+    ),
+    Source(
         "gcompris-qt-data", "scene", "usr/share/gcompris-qt/rcc",
         archive="rcc",
         source_path=lambda rel: rel.split("/", 1)[1] if rel.startswith("gcompris/") else rel,
@@ -298,6 +308,7 @@ REVIEWED_NOT_USED = {
     "jigzo-data": "only a font map and UI icons",
     "hugin-data": "help-page thumbnails (<=300 px, projection demos) and logos",
     "rawtherapee-data": "UI icons and logos only",
+    "digikam-data": "textures, theme previews, a splash screen with a logo",
 }
 
 
@@ -573,7 +584,7 @@ def safe_name(package: str, rel: str) -> str:
     stem = re.sub(r"^gcompris/src/activities/", "", stem).replace("/resource/", "/")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__"))
     short = {"tuxpaint-stamps-default": "tuxpaint", "kphotoalbum": "kphotoalbum",
-             "opencv-doc": "opencv", "palapeli-data": "palapeli",
+             "opencv-doc": "opencv", "palapeli-data": "palapeli", "tuxpaint-data": "tuxpaintdata",
              "gcompris-qt-data": "gcompris"}.get(package, package)
     return f"{short}__{stem}"
 
