@@ -72,9 +72,22 @@ def _classes():
                 x = self.fuse[i](x + skip)
             return x
 
-        def logits(self, feats):
-            """classify head: (B, NBINS, h, w) bin logits at ``out_stride``."""
-            return self.head(self.features(feats))
+        def logits(self, feats, sample: int = 0):
+            """classify head: (B, NBINS, h, w) bin logits at ``out_stride``.
+
+            ``sample`` > 0 (training): the head runs on that many random positions per
+            image only -> ``(logits (B, NBINS, sample, 1), positions (B, sample), (h, w))``;
+            the cross-entropy over all bins is the costly part, and neighbouring
+            positions teach nearly the same thing (after Larsson et al.'s sparse
+            hypercolumn training).
+            """
+            x = self.features(feats)
+            if not sample or sample >= x.shape[-2] * x.shape[-1]:
+                return self.head(x)
+            B, C, h, w = x.shape
+            pos = torch.randint(0, h * w, (B, int(sample)), device=x.device)
+            xs = x.flatten(2).gather(2, pos[:, None, :].expand(-1, C, -1))
+            return self.head(xs[..., None]), pos, (h, w)
 
         def forward(self, feats, size, temperature: float = 1.0):
             x = self.head(self.features(feats))
@@ -125,13 +138,14 @@ def _classes():
                 return F.pad(L01, (0, pw, 0, ph), mode=mode)
             return L01
 
-        def forward(self, L01, temperature: float = 1.0, logits: bool = False):
+        def forward(self, L01, temperature: float = 1.0, logits: bool = False, sample: int = 0):
             """a*b*/128 at the input size; ``logits=True`` (classify head, training): the
-            bin logits at ``out_stride`` instead (input sizes: multiples of 32)."""
+            bin logits at ``out_stride`` instead (input sizes: multiples of 32; ``sample``:
+            see ``UNetDecoder.logits``)."""
             if logits:
                 if self.head != "classify":
                     raise ValueError("logits=True needs a model with the classify head")
-                return self.decoder.logits(self.encoder(L01))
+                return self.decoder.logits(self.encoder(L01), sample)
             h, w = L01.shape[-2:]
             x = self._pad(L01)
             ab = self.decoder(self.encoder(x), x.shape[-2:], temperature)

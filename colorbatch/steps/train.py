@@ -9,7 +9,7 @@ The loop itself is :mod:`colorbatch.training.loop`.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator, Literal, Optional
+from typing import Iterable, Iterator, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,7 @@ class Options(BaseModel):
     schedule: Literal["cosine", "onecycle", "constant"] = Field("cosine", description="Learning-rate schedule over all steps (cosine after warmup_steps; onecycle: 30% warm-up then cosine).")
     warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps (cosine and constant).")
     loss: Literal["mse", "l1", "huber", "rebalanced", "classify"] = Field("mse", description="mse on a*b*/128 (reference) | l1 | huber | rebalanced (class-rebalanced MSE against desaturation) | classify (cross-entropy over a*b* bins; the model outputs the calibrated annealed mean).")
+    sample_pixels: int = Field(512, ge=0, description="classify: positions per crop (at out_stride) the loss is computed on in each step; 0 = all. Fewer is faster; neighbours teach nearly the same.")
     rebalance: bool = Field(False, description="classify: weight pixels by the rarity of their colour (as the rebalanced loss does).")
     out_stride: Literal[2, 4, 8] = Field(2, description="Resolution of the decoder's output (a*b* are upsampled from it): 2 | 4 (cheaper) | 8.")
     calibrate: bool = Field(True, description="After training, fit the colour strength (annealing temperature and chroma scale) on the validation images and store it in the checkpoint (colorize --chroma auto uses it).")
@@ -57,7 +58,7 @@ class Options(BaseModel):
     log: str = Field("{run_dir}/train_log.jsonl", description="Per-epoch (and every log_every steps) training log.")
     log_format: Literal["jsonl", "csv"] = Field("jsonl", description="Format of the training log.")
     log_every: int = Field(10, ge=0, description="Also log the loss every N steps (0: epochs only).")
-    publish: bool = Field(True, description="Copy the finished model into the model cache, where colorize finds it.")
+    publish: Union[bool, Literal["if-better"]] = Field(True, description="Copy the finished model into the model cache, where colorize finds it (true); if-better: only if it beats the model colorize would use now on the validation photos (mean PSNR), so a short demo run never makes the default worse; false: never.")
 
 
 def _val_items(options: Options, ctx) -> list:

@@ -95,9 +95,13 @@ class BinCrossEntropy(nn.Module):
         self.register_buffer("weights", w.reshape(-1).clone())
         self.rebalance = weights is not None
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def forward(self, logits, target: torch.Tensor) -> torch.Tensor:
         from colorbatch.models.bins import soft_cross_entropy
 
+        if isinstance(logits, tuple):  # sampled positions: (logits (B,Q,k,1), positions (B,k), (h, w))
+            logits, pos, hw = logits
+            t = F.adaptive_avg_pool2d(target.float(), hw).flatten(2)
+            target = t.gather(2, pos[:, None, :].expand(-1, t.shape[1], -1))[..., None]
         if target.shape[-2:] != logits.shape[-2:]:
             target = F.adaptive_avg_pool2d(target.float(), logits.shape[-2:])
         pw = self.weights[ab_bins(target.detach().float() * 128.0)] if self.rebalance else None
