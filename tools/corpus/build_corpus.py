@@ -828,6 +828,14 @@ def default_check_dir() -> Path | None:
     return p if p.is_dir() else None
 
 
+def write_split_lists(out: Path, rows: list) -> None:
+    """train.txt (train scenes + composites) and val.txt (val scenes): the load step's list files."""
+    train = [r["file"] for r in rows if r["split"] == "train" and r["kind"] in ("scene", "composite")]
+    val = [r["file"] for r in rows if r["split"] == "val" and r["kind"] == "scene"]
+    (out / "train.txt").write_text("\n".join(train) + "\n")
+    (out / "val.txt").write_text("\n".join(val) + "\n")
+
+
 def build(args) -> dict:
     out = Path(args.out)
     cache = Path(args.cache)
@@ -937,6 +945,7 @@ def build(args) -> dict:
     if problems:
         raise SystemExit("manifest problems:\n" + "\n".join(problems[:50]))
     write_csv(out / "manifest.csv", rows)
+    write_split_lists(out, rows)
     with open(out / "dropped.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["package", "original_path", "reason"])
