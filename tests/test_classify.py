@@ -77,5 +77,5 @@ def test_calibration_picks_the_setting_nearest_the_true_colourfulness():
 
     grid = {(1.0, 1.0): rows(25.0, 10.0), (0.5, 1.0): rows(24.95, 28.0), (0.38, 1.5): rows(23.0, 30.0)}
     key, sums = choose(grid)
-    assert key == (0.5, 1.0)  # within 0.1 dB of the best and nearest the truth; (0.38, 1.5) loses PSNR
+    assert key == (0.5, 1.0)  # within 0.25 dB of the best and nearest the truth; (0.38, 1.5) loses PSNR
     assert sums[key]["beat_gray"] == 1

@@ -121,3 +121,23 @@ def test_shipped_model_beats_gray_on_the_sample_photos_the_quickstart_holds_out(
         ab = colorizer.predict_ab([L])[0]
         gains.append(image_scores(rgb, L, ab)["psnr"] - gray_psnr(rgb, L))
     assert np.mean(gains) > 0, f"PSNR gains over gray: {gains}"
+
+
+def test_evaluate_compares_with_another_model_side_by_side(tmp_path, tiny_image, write_recipe, run_recipe):
+    model = save_checkpoint(tmp_path / "m.safetensors", _classify_model(), {}, omit_encoder=True)
+    other = save_checkpoint(tmp_path / "o.safetensors", build_model("efficientnet-lite0", "none"), {})
+    for name in ("a.png", "b.png"):
+        tiny_image(f"photos/{name}", size=(48, 40), mode="RGB", pattern="noise")
+    recipe = write_recipe([
+        ("load", {"source": "photos"}),
+        ("colorize", {"model": str(model), "size": 64, "workers": 0}),
+        ("evaluate", {"compare": str(other), "compare_size": 64}),
+    ])
+    summary = run_recipe(recipe)
+    assert summary["status"] == "ok", summary
+    import json
+
+    rows = json.loads((Path(summary["run_dir"]) / "metrics.json").read_text())["items"]
+    assert len(rows) == 2 and all("compare_psnr" in r and "psnr" in r for r in rows)
+    assert "side by side on these 2 photos" in summary["console"]
+    assert summary["console"].count("beats gray on") == 2  # this run and the compared model

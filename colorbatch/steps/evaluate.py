@@ -26,6 +26,10 @@ class Options(BaseModel):
     out: str = Field("{run_dir}", description="Folder for metrics.json and metrics.csv (default: the run folder).")
     table: bool = Field(True, description="Print a short table of the aggregate figures on stderr.")
     name: Optional[str] = Field(None, description="Label stored in metrics.json (default: the model id).")
+    compare: Optional[str] = Field(
+        None, description="Also score another model on the same images and print it beside this one: "
+        "'shipped' (the default model that ships with colorbatch) or a checkpoint path.")
+    compare_size: int = Field(512, ge=32, le=4096, description="Network resolution for the compared model.")
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -58,9 +62,61 @@ class EvaluateStep(ItemStep):
         m = image_metrics(item.rgb, item.ab)
         item.metrics.update(m)
         row = {"item": item.id, **{k: round(v, 6) for k, v in m.items()}}
+        if self.options.compare:
+            self._compare_item(item, row)
         self.rows.append(row)
         self.ctx.event("metrics", row)
         return item
+
+    # ---- the compared model ------------------------------------------------------
+    def _compare_model(self):
+        if getattr(self, "_cmp", None) is None:
+            from colorbatch.colorizer import Colorizer
+            from colorbatch.errors import ColorbatchError
+            from colorbatch.models.checkpoint import shipped_model
+
+            want = self.options.compare
+            path = shipped_model() if want == "shipped" else want
+            if path is None:
+                self.ctx.warn("evaluate: compare = 'shipped', but this installation has no shipped default model")
+                self._cmp = False
+            else:
+                try:
+                    self._cmp = Colorizer(path, "auto", self.options.compare_size, 1)
+                except ColorbatchError as exc:
+                    self.ctx.warn(f"evaluate: cannot compare with {want}: {exc}")
+                    self._cmp = False
+        return self._cmp
+
+    def _compare_item(self, item, row: dict) -> None:
+        from colorbatch.metrics import image_metrics, rgb_to_lab
+
+        col = self._compare_model()
+        if not col:
+            return
+        L = rgb_to_lab(item.rgb)[..., 0]
+        m = image_metrics(item.rgb, col.predict_ab([L])[0])
+        row.update({"compare_" + k: round(m[k], 6) for k in ("psnr", "colorfulness", "ab_mse")})
+
+    def _print_comparison(self, rows: list[dict]) -> None:
+        import numpy as np
+
+        def stats(key):
+            v = np.array([r[key] for r in rows], dtype=np.float64)
+            return v.mean(), float(np.median(v))
+
+        gray = np.array([r["gray_psnr"] for r in rows])
+        lines = [f"side by side on these {len(rows)} photos (PSNR dB mean / median; colourfulness mean, truth "
+                 f"{stats('colorfulness_gt')[0]:.1f}):"]
+        lines.append(f"  {'gray input':28s} {gray.mean():6.2f} / {np.median(gray):6.2f}")
+        for label, p in ((f"this run: {self.ctx.state.get('model_id', 'model')}"[:28], ""),
+                         (f"{self.options.compare}: {self._cmp.model_id}"[:28], "compare_")):
+            ps = np.array([r[p + "psnr"] for r in rows])
+            beat = int((ps > gray).sum())
+            lines.append(f"  {label:28s} {ps.mean():6.2f} / {np.median(ps):6.2f}  colourfulness "
+                         f"{stats(p + 'colorfulness')[0]:5.1f}  beats gray on {beat}/{len(rows)}")
+        for line in lines:
+            self.ctx.log(line)
 
     # ---- end of stream ---------------------------------------------------------
     def _gather(self) -> list[dict]:
@@ -103,6 +159,8 @@ class EvaluateStep(ItemStep):
         if self.options.table and not self.ctx.json_mode:
             self.ctx.console.print(render_table(agg))
         self.ctx.log(f"metrics: {self.written} and metrics.csv ({len(rows)} images)")
+        if self.options.compare and getattr(self, "_cmp", None):
+            self._print_comparison(rows)
 
 
 def render_table(agg: dict):
