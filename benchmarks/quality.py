@@ -9,7 +9,7 @@ colour cast shows there). ``--sweep`` also tries a grid of temperatures and chro
 scales; ``--grid`` writes a before/after picture grid (PNG).
 
     python benchmarks/quality.py PHOTOS_DIR [--model A.safetensors --model B.safetensors]
-        [--size 512] [--sweep] [--grid docs/images/grid.png] [--json out.json]
+        [--size 512] [--flip] [--sweep] [--grid docs/images/grid.png] [--json out.json]
 
 Without ``--model`` the model ``colorbatch colorize`` would pick is measured.
 """
@@ -37,7 +37,7 @@ def load_photos(folder: Path) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def measure(model_path, photos, size: int, chroma="auto") -> tuple[list[dict], list[np.ndarray]]:
+def measure(model_path, photos, size: int, chroma="auto", flip: bool = False) -> tuple[list[dict], list[np.ndarray]]:
     from colorbatch.colorizer import Colorizer
     from colorbatch.metrics import rgb_to_lab
     from colorbatch.training.calibrate import gray_psnr, image_scores
@@ -47,6 +47,8 @@ def measure(model_path, photos, size: int, chroma="auto") -> tuple[list[dict], l
     for name, rgb in photos:
         L = rgb_to_lab(rgb)[..., 0]
         ab = col.predict_ab([L])[0]
+        if flip:  # test-time augmentation: average with the prediction on the mirrored image
+            ab = 0.5 * (ab + col.predict_ab([np.ascontiguousarray(L[:, ::-1])])[0][:, ::-1])
         row = image_scores(rgb, L, ab)
         row["gray_psnr"] = gray_psnr(rgb, L)
         row["name"] = name
@@ -114,6 +116,7 @@ def main(argv=None) -> int:
     ap.add_argument("--label", action="append", default=[], help="Label per --model.")
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--chroma", default="auto")
+    ap.add_argument("--flip", action="store_true", help="Also measure flip test-time averaging.")
     ap.add_argument("--sweep", action="store_true", help="Also try a grid of temperatures x chroma scales.")
     ap.add_argument("--grid", type=Path, help="Write a before/after picture grid (PNG) here.")
     ap.add_argument("--json", type=Path, help="Write per-image rows and summaries here.")
@@ -141,6 +144,10 @@ def main(argv=None) -> int:
         report[label] = {"model": m, "summary": s, "images": rows}
         columns.append((label, outs))
         print(fmt_summary(label, s), flush=True)
+        if a.flip:
+            frows, _ = measure(m, photos, a.size, a.chroma, flip=True)
+            report[label]["flip"] = summary(frows)
+            print(fmt_summary(label + " + flip TTA", summary(frows)), flush=True)
         if a.per_image:
             for r in rows:
                 print(f"    {r['name']:32s} {r['psnr']:6.2f} (gray {r['gray_psnr']:6.2f}, {r['psnr'] - r['gray_psnr']:+.2f})"
