@@ -164,6 +164,14 @@ def _finish(summary: dict, json_mode: bool) -> None:
         )
         style = "green" if code == 0 else "yellow"
         console.print(line, style=style, markup=False, highlight=False)
+        if s.get("status") == "interrupted":
+            console.print(
+                "interrupted: stopped cleanly (finished outputs are kept; the same command goes on "
+                "from there)",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
         if s.get("run_dir") and s.get("status") != "error":
             console.print(f"run folder: {s['run_dir']}", markup=False, highlight=False)
     if exc is not None:

@@ -291,6 +291,13 @@ def run_plan(
 
 
 def execute(ctx: RunContext) -> dict:
+    from colorbatch.signals import TermAsInterrupt
+
+    with TermAsInterrupt() as term:
+        return _execute(ctx, term)
+
+
+def _execute(ctx: RunContext, term) -> dict:
     plan = ctx.plan
     if ctx.write_run_files:
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
@@ -303,6 +310,7 @@ def execute(ctx: RunContext) -> dict:
     error_message = None
     finished = 0
     steps: list = []
+    stream = None
     progress_cm = _progress(ctx.console) if ctx.show_progress and ctx.is_main else nullcontext()
     try:
         with progress_cm as progress:
@@ -312,7 +320,7 @@ def execute(ctx: RunContext) -> dict:
                 ctx.current = cfg
                 ctx.stats[cfg.id] = StepStats()
                 steps.append(cfg.stepdef.factory(cfg.options, ctx))
-            stream: Iterator[Item] = iter(())
+            stream = iter(())
             for i, (cfg, step) in enumerate(zip(plan.steps, steps)):
                 stats = ctx.stats[cfg.id]
                 stream = _timed(_step_stream(ctx, cfg, step, _counted(stream, stats)), stats)
@@ -328,6 +336,7 @@ def execute(ctx: RunContext) -> dict:
                 item.drop_pixels()
             ctx.current = None
     except KeyboardInterrupt:
+        term.disarm()
         status = "interrupted"
         ctx.interrupted = True
         error_message = "interrupted"
@@ -343,6 +352,18 @@ def execute(ctx: RunContext) -> dict:
         error_message = _one_line(exc)
         ctx._pending_error = exc
     finally:
+        term.disarm()  # a signal now only counts: the shutdown below must finish
+        if stream is not None and hasattr(stream, "close"):
+            try:  # ends the steps' generators: decoding workers stop here
+                stream.close()
+                if status != "ok":
+                    # an aborted stream's generator frames sit in reference cycles (exception,
+                    # traceback, frame): collect them now, so that workers stop before the summary
+                    import gc
+
+                    gc.collect()
+            except Exception as exc:  # noqa: BLE001
+                ctx.warn(f"stopping the stream failed: {_one_line(exc)}")
         for step in steps:
             try:
                 step.close()
@@ -355,6 +376,8 @@ def execute(ctx: RunContext) -> dict:
             ctx.event("step_finished", {"step": cfg.id, "uses": cfg.uses, **st.as_dict()})
             ctx.pm.hook.colorbatch_step_finished(run=ctx, step=cfg, stats=st.as_dict())
 
+    if term.received is not None and status == "ok":
+        status, ctx.interrupted, error_message = "interrupted", True, "interrupted"
     elapsed = time.time() - ctx.started
     skipped = sum(s.skipped for s in ctx.stats.values())
     failed = len(ctx.failures)

@@ -53,8 +53,13 @@ def _identity(x):
 
 
 def _worker_init(_):
+    import signal
+
     import torch
 
+    # Ctrl-C reaches the whole process group: the main process handles it and shuts the
+    # workers down itself (SIGTERM stays: multiprocessing ends stray workers with it)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 
@@ -78,10 +83,15 @@ class _ChunkDataset:
 class ColorizeStep(Step):
     def __init__(self, options: Options, ctx):
         super().__init__(options, ctx)
-        from colorbatch.device import default_workers
+        from colorbatch.device import cpu_cores, default_workers
 
         self.cfg = ctx.current
         self.workers = default_workers() if options.workers is None else int(options.workers)
+        cores = max(1, cpu_cores())
+        if self.workers > cores:
+            ctx.warn(f"workers {self.workers} (-j {self.workers}) is more than the {cores} CPU cores here; "
+                     f"using {cores} decoding workers")
+            self.workers = cores
         self.colorizer = None
         self.task = None
         # a train step earlier in this recipe provides the model once it has run
