@@ -165,6 +165,9 @@ def read_meta(path) -> dict:
         raise ColorbatchError(f"model {jp}: unreadable JSON ({str(exc).splitlines()[0]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ColorbatchError(f"model {jp}: not a colorbatch checkpoint (no \"format\": \"{FORMAT}\")")
+    from colorbatch.models.validate import validate_sidecar
+
+    validate_sidecar(meta, jp)  # types and bounds of every field loading relies on
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise ColorbatchError(
             f"model {path}: checkpoint format {meta.get('format_version')} is newer than this colorbatch "
@@ -206,6 +209,9 @@ def load_checkpoint(path, device="cpu", pm=None):
     except Exception as exc:  # noqa: BLE001 - truncated, garbage, foreign
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ColorbatchError(f"model {path}: corrupt or not a safetensors file ({first})") from None
+    from colorbatch.models.validate import check_tensors
+
+    check_tensors(state, path)  # NaN / infinite weights: refused at load
     own = model.state_dict()
     if from_package:  # the encoder came from the installed weights package
         own = {k: v for k, v in own.items() if not k.startswith("encoder.")}
