@@ -68,9 +68,70 @@ def save_state(path: Path, state: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
+#: entries an exact resume reads, and the types they must have
+REQUIRED = {
+    "epoch": int,
+    "batch_in_epoch": int,
+    "step": int,
+    "sums": (list, tuple),
+    "optimizer": dict,
+    "scheduler": dict,
+    "rng": dict,
+    "loss_weights": torch.Tensor,
+}
+
+
+def _corrupt(path: Path, reason: str) -> "ColorbatchError":
+    from colorbatch.errors import ColorbatchError
+
+    return ColorbatchError(
+        f"{path}: the training state is corrupt ({reason}); --resume cannot continue from it: "
+        "restore the file from a backup, or run without --resume to start this training over "
+        "(its checkpoints are then replaced)"
+    )
+
+
 def load_state(path: Path) -> dict:
-    """Read a state file without unpickling code (``weights_only=True``)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a state file without unpickling code (``weights_only=True``).
+
+    A file that is damaged, truncated, foreign or lacks what a resume needs is one
+    :class:`~colorbatch.errors.ColorbatchError` naming it and what to do.
+    """
+    import pickle
+    import zipfile
+
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise _corrupt(path, "the file is missing") from None
+    except OSError as exc:
+        raise _corrupt(path, f"cannot read it: {exc.strerror or type(exc).__name__}") from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, RuntimeError, ValueError, TypeError,
+            AttributeError, ImportError, IndexError, KeyError) as exc:
+        text = str(exc)
+        if isinstance(exc, EOFError) or "zip archive" in text or "central directory" in text:
+            reason = "truncated or damaged file"
+        elif isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+            reason = "it holds objects other than tensors and plain values: not a state colorbatch wrote"
+        else:
+            reason = f"unreadable: {type(exc).__name__}"
+        raise _corrupt(path, reason) from None
+    if not isinstance(state, dict):
+        raise _corrupt(path, f"it holds a {type(state).__name__}, not the state of a training run")
+    for key, kind in REQUIRED.items():
+        if key not in state:
+            raise _corrupt(path, f"no {key!r} entry")
+        value = state[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise _corrupt(path, f"{key!r} has the wrong type ({type(value).__name__})")
+    if len(state["sums"]) != 3 or not all(isinstance(v, (int, float)) for v in state["sums"]):
+        raise _corrupt(path, "'sums' is not three numbers")
+    if not {"state", "param_groups"} <= set(state["optimizer"]):
+        raise _corrupt(path, "'optimizer' is not an optimizer state")
+    if not {"python", "numpy", "torch"} <= set(state["rng"]):
+        raise _corrupt(path, "'rng' lacks a random-number state")
+    return state
 
 
 def to_cpu(obj):
