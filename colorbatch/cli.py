@@ -153,9 +153,11 @@ def _print_plan(plan) -> None:
 def _finish(summary: dict, json_mode: bool) -> None:
     exc = summary.pop("_exception", None)
     code = summary.get("exit_code", 0)
+    # a usage error before any item was handled: its one line says it all (no "0 ok" summary)
+    nothing_done = code == int(ExitCode.USAGE) and not (summary.get("ok") or summary.get("failed") or summary.get("skipped"))
     if json_mode:
         typer.echo(json.dumps(summary, indent=2, default=str))
-    else:
+    elif not nothing_done:
         console = _stderr()
         s = summary
         line = (
