@@ -405,6 +405,10 @@ class Trainer:
     def _end_epoch(self, partial: bool) -> None:
         o = self.o
         s = D.all_reduce_sum([self.sums[0], self.sums[1]], self.device)
+        from colorbatch.training.guards import require_training_data  # all skipped: nothing to save
+
+        require_training_data(images=s[1], whole_epoch=not partial, first_epoch=self.epoch == 0, skipped=self.skipped,
+                              sources=len(self.train_sources), gray_threshold=o.gray_threshold)
         train_loss = s[0] / s[1] if s[1] else None
         seconds = self.sums[2]
         val_loss, val_mse = self.validate()
