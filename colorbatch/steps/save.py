@@ -74,6 +74,13 @@ def _same_file(a: Path, b: Path) -> bool:
     return same(a, b)
 
 
+def _image_name(path: Path) -> bool:
+    from colorbatch.images import IMAGE_EXTENSIONS, WRITE_FORMATS
+
+    suffixes = {e.lower() for e in IMAGE_EXTENSIONS} | {f".{k}" for k in WRITE_FORMATS}
+    return path.suffix.lower() in suffixes
+
+
 def _claimed_file(path: Path, ctx) -> bool:
     """True when a source plugin claims ``path``'s extension (e.g. ``--out film.mp4``
     for one video): its output may then be that file rather than a folder."""
@@ -97,6 +104,12 @@ class SaveStep(ItemStep):
                 )
         if self.out.exists() and not self.out.is_dir() and not _claimed_file(self.out, ctx):
             raise ColorbatchError(f"out = {self.out}: is a file; give a folder")
+        if not self.out.exists() and _image_name(self.out) and not _claimed_file(self.out, ctx):
+            raise ColorbatchError(
+                f"out = {self.out}: looks like an image file name, but out is a folder (outputs keep their "
+                f"input names under it); give a folder, e.g. {self.out.with_suffix('')}, "
+                "or create the folder first if that is really its name"
+            )
         real = Path(os.path.realpath(self.out))
         overlap = False
         for root in _source_roots(ctx):
