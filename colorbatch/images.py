@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,17 @@ class Decoded:
 # --------------------------------------------------------------------------- #
 # reading
 # --------------------------------------------------------------------------- #
+
+
+def special_file_kind(mode: int) -> str:
+    """What a file that is not a regular file is: ``a named pipe (FIFO)``, ``a device`` ..."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
 
 
 def _sniff_reason(path: Path) -> str:
@@ -298,6 +310,8 @@ def read_image(
         raise _open_error(path, exc) from None
     if path.is_dir():
         raise ImageReadError(path, "is a folder, not an image file")
+    if not stat.S_ISREG(st.st_mode):  # checked before any open: opening a FIFO would block
+        raise ImageReadError(path, f"{special_file_kind(st.st_mode)}, not an image file; colorbatch reads regular files only")
     if st.st_size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
 

@@ -288,6 +288,11 @@ def enumerate_files(source, options, ctx) -> list[Item]:
         if not files and ctx is not None:
             ctx.warn(f"{text}: the pattern matches no files")
         return _items_for_files(files, root, options, ctx, explicit=False)
+    if os.path.exists(path):
+        from colorbatch.images import special_file_kind
+
+        raise ColorbatchError(f"{path}: source is {special_file_kind(os.stat(path).st_mode)}; give an image "
+                              "file, a folder, a glob or a list file")
     if os.path.lexists(path):
         raise ColorbatchError(f"{path}: source is not a readable file or folder (broken link?)")
     raise ColorbatchError(f"{path}: source not found; check the load step's source path")
