@@ -15,6 +15,7 @@ from typing import List, Optional
 import typer
 
 from colorbatch import __version__
+from colorbatch.display import printable
 from colorbatch.errors import ColorbatchError, ExitCode, RecipeError
 
 CORE_COMMANDS = {"run", "validate", "steps", "plugins", "colorize", "evaluate", "models", "version"}
@@ -49,7 +50,7 @@ def _pm():
 def _report_load_errors(pm, console=None) -> None:
     console = console or _stderr()
     for err in pm.load_errors:
-        console.print(f"warning: {err.message()}", style="yellow", markup=False, highlight=False)
+        console.print(f"warning: {printable(err.message())}", style="yellow", markup=False, highlight=False)
 
 
 def handle_errors(fn):
@@ -64,12 +65,12 @@ def handle_errors(fn):
         except RecipeError as exc:
             console = _stderr()
             for problem in exc.problems:
-                console.print(f"error: {problem}", style="red", markup=False, highlight=False)
+                console.print(f"error: {printable(problem)}", style="red", markup=False, highlight=False)
             if len(exc.problems) > 1:
                 console.print(f"{len(exc.problems)} problems; nothing was run.", markup=False)
             raise typer.Exit(int(ExitCode.USAGE))
         except ColorbatchError as exc:
-            _stderr().print(f"error: {exc}", style="red", markup=False, highlight=False)
+            _stderr().print(f"error: {printable(exc)}", style="red", markup=False, highlight=False)
             if state.verbose:
                 import traceback
 
@@ -85,8 +86,8 @@ def handle_errors(fn):
 
                 traceback.print_exc()
             console.print(
-                f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; "
-                "please report it)",
+                printable(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback; "
+                          "please report it)"),
                 style="red",
                 markup=False,
                 highlight=False,
@@ -165,7 +166,7 @@ def _finish(summary: dict, json_mode: bool) -> None:
             f"in {s['seconds']:.1f} s ({s['rate']:.2f} items/s)"
         )
         style = "green" if code == 0 else "yellow"
-        console.print(line, style=style, markup=False, highlight=False)
+        console.print(printable(line), style=style, markup=False, highlight=False)
         if s.get("status") == "interrupted":
             console.print(
                 "interrupted: stopped cleanly (finished outputs are kept; the same command goes on "
@@ -175,18 +176,18 @@ def _finish(summary: dict, json_mode: bool) -> None:
                 highlight=False,
             )
         if s.get("run_dir") and s.get("status") != "error":
-            console.print(f"run folder: {s['run_dir']}", markup=False, highlight=False)
+            console.print(printable(f"run folder: {s['run_dir']}"), markup=False, highlight=False)
     if exc is not None:
         if isinstance(exc, ColorbatchError):
             if not json_mode:
-                _stderr().print(f"error: {exc}", style="red", markup=False, highlight=False)
+                _stderr().print(f"error: {printable(exc)}", style="red", markup=False, highlight=False)
         else:
             if state.verbose:
                 import traceback
 
                 traceback.print_exception(exc)
             _stderr().print(
-                f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)",
+                printable(f"internal error: {type(exc).__name__}: {exc} (run with -v for the traceback)"),
                 style="red",
                 markup=False,
                 highlight=False,
@@ -357,10 +358,10 @@ def _dry_run_inputs(plan, pm) -> None:
     for item in built[0].run(iter(())):
         if any(s.is_done(item) for s in built[1:]):
             done += 1
-            out.print(f"  skip  {item.label}", markup=False, highlight=False)
+            out.print(f"  skip  {printable(item.label)}", markup=False, highlight=False)
         else:
             todo += 1
-            out.print(f"  todo  {item.label}", markup=False, highlight=False)
+            out.print(f"  todo  {printable(item.label)}", markup=False, highlight=False)
     for s in built:
         s.close()
     out.print(f"{todo} to process, {done} already done, {len(ctx.failures)} unreadable")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from colorbatch import __version__
+from colorbatch.display import printable
 from colorbatch.errors import ColorbatchError, ExitCode, ItemError, StepError
 from colorbatch.item import Item
 from colorbatch.recipe import Plan, StepConfig
@@ -135,11 +136,11 @@ class RunContext:
     def log(self, message: str) -> None:
         """A line for the user on stderr (rank 0 only; silent in --json mode)."""
         if self.is_main and not self.json_mode:
-            self.console.print(message, markup=False, highlight=False)
+            self.console.print(printable(message), markup=False, highlight=False)
 
     def warn(self, message: str) -> None:
         if self.is_main:
-            self.console.print(f"warning: {message}", style="yellow", markup=False, highlight=False)
+            self.console.print(f"warning: {printable(message)}", style="yellow", markup=False, highlight=False)
 
     def fail(self, item: Item, error: BaseException | str, step: StepConfig | None = None) -> None:
         """Report that ``item`` failed; the run goes on."""
@@ -154,8 +155,8 @@ class RunContext:
         if step is not None:
             self.stats.setdefault(step.id, StepStats()).failed += 1
         if not self.json_mode:
-            self.console.print(f"failed: {message}" if item.label in message else f"failed: {item.label}: {message}",
-                               style="red", markup=False, highlight=False)
+            line = f"failed: {message}" if item.label in message else f"failed: {item.label}: {message}"
+            self.console.print(printable(line), style="red", markup=False, highlight=False)
         self.event("item_failed", {"item": item.label, "step": sid, "error": message})
         self.pm.hook.colorbatch_item_failed(run=self, step=step, item=item, error=message)
 
