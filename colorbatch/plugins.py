@@ -36,11 +36,9 @@ class PluginLoadError:
     version: str
     error: str
 
-    def message(self) -> str:
-        return (
-            f"plugin {self.name!r} from {self.distribution} {self.version} failed to load "
-            f"and was skipped: {self.error}"
-        )
+    def message(self, skipped: bool = True) -> str:
+        what = "failed to load and was skipped" if skipped else "failed to load"
+        return f"plugin {self.name!r} from {self.distribution} {self.version} {what}: {self.error}"
 
 
 class PluginError(ColorbatchError):
@@ -117,7 +115,10 @@ def load_entry_point_plugins(pm: PluginManager, strict: bool | None = None) -> N
         except Exception as exc:  # report, skip, go on
             err = PluginLoadError(ep.name, dist_name, dist_version, _one_line(exc))
             if strict:
-                raise PluginError(err.message() + " (COLORBATCH_STRICT_PLUGINS=1)") from exc
+                raise PluginError(
+                    err.message(skipped=False) + "; fix or uninstall it, or unset COLORBATCH_STRICT_PLUGINS "
+                    "to go on without it"
+                ) from exc
             pm.load_errors.append(err)
 
 
