@@ -55,12 +55,15 @@ def max_pixels_limit(value: int | None = None) -> int:
     env = os.environ.get("COLORBATCH_MAX_PIXELS", "").strip()
     if env:
         try:
-            return int(float(env))
-        except ValueError:
+            value = int(float(env))
+        except (ValueError, OverflowError):  # text, nan, inf
+            value = -1
+        if value < 0:
             raise ColorbatchError(
-                f"COLORBATCH_MAX_PIXELS={env!r} is not a number; set it to a pixel count "
+                f"COLORBATCH_MAX_PIXELS={env!r} is not a pixel count; set it to a whole number "
                 "such as 400000000, or 0 for no limit"
-            ) from None
+            )
+        return value
     return DEFAULT_MAX_PIXELS
 
 

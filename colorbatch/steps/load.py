@@ -78,6 +78,9 @@ class LoadStep(Step):
             raise ColorbatchError(f"split {options.split!r}: use train or val")
         self.layout = resolve_layout(options, ctx)
         self._validate_source_options()
+        from colorbatch.images import max_pixels_limit
+
+        max_pixels_limit(options.max_pixels)  # a bad COLORBATCH_MAX_PIXELS stops the run before any work
         from pathlib import Path
 
         from colorbatch.sources import is_glob
