@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import stat
 import warnings
 from dataclasses import dataclass, field
@@ -95,6 +96,18 @@ class Decoded:
 # --------------------------------------------------------------------------- #
 # reading
 # --------------------------------------------------------------------------- #
+
+
+#: notes about routine conversions, not shown (the rest are: something was not used or reinterpreted)
+_ROUTINE_NOTES = re.compile(
+    r"^(EXIF orientation \d+ applied|converted from ICC profile .* to sRGB|converted to sRGB|"
+    r"transparency composited over white|mode \S+ converted to RGB|colour file whose channels are equal)"
+)
+
+
+def notes_to_show(notes) -> list[str]:
+    """The notes a user should see: frames or pages not used, values rescaled, profiles ignored ..."""
+    return [n for n in notes if not _ROUTINE_NOTES.match(n)]
 
 
 def special_file_kind(mode: int) -> str:
@@ -343,7 +356,10 @@ def read_image(
         meta.update(format=im.format, file_mode=im.mode)
         frames = int(getattr(im, "n_frames", 1) or 1)
         if frames > 1:
-            notes.append(f"animated ({frames} frames): first frame used")
+            if im.format == "TIFF":
+                notes.append(f"multi-page ({frames} pages): first page used")
+            elif im.format != "MPO":  # a camera JPEG with previews: the first image is the photo
+                notes.append(f"animated ({frames} frames): first frame used")
             meta["frames"] = frames
             im.seek(0)
         if draft is not None and im.format == "JPEG":

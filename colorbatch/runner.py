@@ -329,11 +329,15 @@ def _execute(ctx: RunContext, term) -> dict:
                 if later:
                     stream = _skip_done(ctx, stream, later, cfg)
             overall = ctx.task("items")
+            from colorbatch.images import notes_to_show
+
             for item in stream:
                 if item.is_marker:
                     continue
                 finished += 1
                 overall.advance()
+                for note in notes_to_show(item.notes):  # e.g. "animated (3 frames): first frame used"
+                    ctx.log(f"note: {item.label}: {note}")
                 item.drop_pixels()
             ctx.current = None
     except KeyboardInterrupt:
