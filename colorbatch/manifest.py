@@ -46,11 +46,13 @@ class Manifest:
         self.rank = rank
         self.path = self.folder / manifest_name(rank)
         self.records: dict[str, dict] = {}
+        self.outputs: set[str] = set()  # every output any record names: files colorbatch wrote
         self._fh = None
         self.load()
 
     def load(self) -> None:
         self.records.clear()
+        self.outputs.clear()
         if not self.folder.is_dir():
             return
         files = sorted(self.folder.glob(".colorbatch-manifest*.jsonl"))
@@ -66,6 +68,8 @@ class Manifest:
                     continue  # a torn line from a crash
                 if isinstance(rec, dict) and isinstance(rec.get("id"), str):
                     self.records[rec["id"]] = rec
+                    if isinstance(rec.get("output"), str):
+                        self.outputs.add(rec["output"])
 
     def get(self, item_id: str) -> dict | None:
         return self.records.get(item_id)
@@ -88,7 +92,7 @@ class Manifest:
 
     def owns(self, output_rel: str) -> bool:
         """True when some record says colorbatch wrote ``output_rel``."""
-        return any(r.get("output") == output_rel for r in self.records.values())
+        return output_rel in self.outputs
 
     def add(self, item_id: str, input_path, output_rel: str, model: Any, options: dict, **extra) -> dict:
         rec = {
@@ -106,6 +110,7 @@ class Manifest:
         self._fh.write(_json_line(rec))
         self._fh.flush()
         self.records[item_id] = rec
+        self.outputs.add(output_rel)
         return rec
 
     def close(self) -> None:
