@@ -995,7 +995,13 @@ def summarize(rows, dropped, packages, out: Path, check_dir, args) -> str:
     kc = Counter(r["kind"] for r in rows)
     lines += ["", "Totals: " + ", ".join(
         f"{k} {kc[k]} ({sizes[k] / 1e6:.1f} MB)" for k in KINDS), ""]
-    lines.append(f"Evaluation-photo check: {check_dir if check_dir else 'not run'}")
+    shown = None
+    if check_dir:  # name it relative to the repository (no machine paths in the summary)
+        try:
+            shown = os.path.relpath(Path(check_dir).resolve(), REPO)
+        except ValueError:
+            shown = Path(check_dir).name
+    lines.append(f"Evaluation-photo check against {shown}: no match" if shown else "Evaluation-photo check: not run")
     dc = Counter(re.split(r" \(| of | [0-9]", d[2])[0] for d in dropped)
     lines += ["", f"Dropped by filters: {len(dropped)} (see dropped.csv): " +
               ", ".join(f"{k} {v}" for k, v in sorted(dc.items())), ""]
