@@ -103,7 +103,16 @@ def test_quickstart_end_to_end_with_tiny_overrides(tmp_path, run_recipe):
     report = json.loads((run / "metrics.json").read_text())
     assert sorted(r["item"] for r in report["items"]) == heldout
     assert (run / "report" / "index.html").is_file() and (run / "report" / "report.json").is_file()
-    # the trained model is now where `colorbatch colorize` looks
-    from colorbatch.models.checkpoint import discover_model
+    # publish = "if-better": the tiny model is published only if it beats the model colorize
+    # would use (the shipped default, where this installation has one), and the run says which
+    from colorbatch.models.checkpoint import discover_model, shipped_model
 
-    assert discover_model(None).parent == tmp_path / "cache" / "models"
+    console = summary["console"]
+    if shipped_model() is None:
+        assert "no model to compare with; publishing" in console
+        assert discover_model(None).parent == tmp_path / "cache" / "models"
+    elif "not published" in console:
+        assert discover_model(None) == shipped_model()
+        assert "side by side on these 3 photos" in console  # evaluate's compare = "shipped"
+    else:
+        assert "publishing it" in console and discover_model(None).parent == tmp_path / "cache" / "models"
