@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     from colorbatch.models.checkpoint import load_checkpoint, read_meta, save_checkpoint, update_meta
 
     model, meta = load_checkpoint(a.checkpoint)
+    model.arch = dict(meta["model"])  # as trained (the load rebuilt it without ImageNet weights)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     path = save_checkpoint(a.out, model, meta.get("config"), meta.get("training"), omit_encoder=True)
     extra = {k: meta[k] for k in ("calibration",) if k in meta}
