@@ -158,7 +158,15 @@ def test_models_lists_the_cache_and_the_selected_model(tmp_path):
     env.pop("COLORBATCH_MODEL", None)
     r = cli("models", "--json", env=env)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["models"] == [] and json.loads(r.stdout)["selected"] is None
+    data = json.loads(r.stdout)
+    from colorbatch.models.checkpoint import shipped_model
+
+    shipped = shipped_model()
+    if shipped is None:
+        assert data["models"] == [] and data["selected"] is None
+    else:  # an empty cache: colorize uses the default that ships with colorbatch, and says so
+        assert [m["shipped"] for m in data["models"]] == [True]
+        assert data["selected"] == str(shipped.resolve()) and "ships with colorbatch" in data["why"]
 
     model = build_model("efficientnet-lite0", "none", widths=(32, 16, 16, 16, 16))
     ckpt = save_checkpoint(tmp_path / "tiny.safetensors", model, {"test": True})
@@ -173,5 +181,6 @@ def test_models_lists_the_cache_and_the_selected_model(tmp_path):
     r = cli("models", "--json", env=env)
     data = json.loads(r.stdout)
     assert data["selected"] == str(published.resolve())
-    assert [m["default"] for m in data["models"]] == [True]
+    assert [m["default"] for m in data["models"]][0] is True  # the published model wins
+    assert not any(m["default"] for m in data["models"][1:])
     assert data["models"][0]["encoder"] == "efficientnet-lite0"
