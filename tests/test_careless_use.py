@@ -87,9 +87,10 @@ def test_a_usage_error_prints_no_summary_line(tmp_path):
     save_tiny_image(tmp_path / "in" / "a.png", mode="L")
     env = {**ENV, "COLORBATCH_CACHE": str(tmp_path / "empty-cache")}
     env.pop("COLORBATCH_MODEL", None)
-    r = cli("colorize", tmp_path / "in", "--out", tmp_path / "out", env=env)
+    missing = tmp_path / "missing.safetensors"
+    r = cli("colorize", tmp_path / "in", "--out", tmp_path / "out", "--model", missing, env=env)
     assert r.returncode == 2, r.stderr
-    assert error_lines(r.stderr) and "no colorization model found" in r.stderr
+    assert error_lines(r.stderr) and "file not found" in r.stderr
     assert " ok, " not in r.stderr, r.stderr
 
 
