@@ -440,9 +440,9 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - reported per item by the step
-        from colorbatch.runner import _one_line
+        from colorbatch.errors import one_line
 
-        return {"error": _one_line(exc)}
+        return {"error": one_line(exc)}
 
 
 def unpack_L(Lq_tensor) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The built-in core plugin.
 
 It registers the six core steps, the two core encoders, the ``files`` and
-``ilsvrc`` sources and the ``image`` output through the same hooks a third-party
-plugin uses. Imports happen inside the hooks so that ``colorbatch --help``
+``ilsvrc`` sources, the ``image`` output and the ``colorize``, ``evaluate`` and
+``models`` commands through the same hooks a third-party plugin uses. Imports happen inside the hooks so that ``colorbatch --help``
 stays fast.
 """
 from __future__ import annotations
@@ -29,6 +29,13 @@ def colorbatch_register_outputs():
     from colorbatch import outputs
 
     return getattr(outputs, "CORE_OUTPUTS", [])
+
+
+@hookimpl
+def colorbatch_register_commands(app):
+    from colorbatch import core_commands
+
+    core_commands.register(app)
 
 
 @hookimpl

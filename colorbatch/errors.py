@@ -54,3 +54,14 @@ class ImageReadError(ItemError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error as one line for the user: its message (with the type when it is not ours)."""
+    if isinstance(error, str):
+        return error
+    if isinstance(error, ColorbatchError):
+        text = str(error)
+    else:
+        text = f"{type(error).__name__}: {error}"
+    return " ".join(text.split()) or type(error).__name__

@@ -51,7 +51,8 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def _same_file(a: Path, b: Path | None) -> bool:
+def same_file(a: Path, b: Path | None) -> bool:
+    """True when ``a`` and ``b`` name the same file (or would, once created)."""
     if b is None:
         return False
     try:
@@ -60,6 +61,9 @@ def _same_file(a: Path, b: Path | None) -> bool:
     except OSError:
         pass
     return os.path.realpath(a) == os.path.realpath(b)
+
+
+_same_file = same_file  # the old private name
 
 
 def pipeline_signature(ctx) -> list[str]:
@@ -95,7 +99,7 @@ class ImageOutput:
         self.signature = {"format": self.fmt, "quality": options.quality, "steps": self.steps}
         self.version = __version__
         # set by the save step when the output folder is, or contains, an input folder
-        self.overlaps_inputs = bool(ctx.state.get("save_overlaps_inputs", {}).get(str(self.out)))
+        self.overlaps_inputs = bool(ctx.state.output_overlaps_inputs.get(str(self.out)))
         self.written: dict[str, str] = {}
         self.cleaned: set[str] = set()  # folders whose stale temporary files were removed
 
@@ -111,7 +115,7 @@ class ImageOutput:
 
     # ---- resume -------------------------------------------------------------
     def model_id(self):
-        return self.ctx.state.get("model_id")
+        return self.ctx.state.model_id
 
     def is_done(self, item) -> bool:
         if self.options.overwrite:
@@ -131,7 +135,7 @@ class ImageOutput:
         real = Path(os.path.realpath(target))
         if not _inside(real, self.out_real):
             raise ItemError(f"{item.label}: output {target} would fall outside the output folder {self.out}")
-        if _same_file(target, item.path):
+        if same_file(target, item.path):
             raise ItemError(
                 f"{item.label}: the output path is the input itself; an input is never replaced, "
                 "whatever the flags (--overwrite included): choose another out folder or format"

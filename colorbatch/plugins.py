@@ -22,6 +22,8 @@ import pluggy
 
 from colorbatch import PROJECT, hookspecs
 from colorbatch.errors import ColorbatchError
+from colorbatch import registry
+from colorbatch.registry import collect  # noqa: F401 - re-exported (older imports)
 
 ENTRY_POINT_GROUP = "colorbatch"
 CORE_PLUGIN_NAME = "colorbatch.core"
@@ -148,29 +150,21 @@ def make_plugin_manager(
     return pm
 
 
-_PM: PluginManager | None = None
-
-
 def get_plugin_manager() -> PluginManager:
     """The process-wide plugin manager (built on first use)."""
-    global _PM
-    if _PM is None:
-        _PM = make_plugin_manager()
-    return _PM
+    pm = registry.process_manager()
+    if pm is None:
+        pm = make_plugin_manager()
+        registry.set_process_manager(pm)
+    return pm
 
 
 def set_plugin_manager(pm: PluginManager | None) -> None:
     """Replace the process-wide manager (the CLI's --no-plugins and tests use it)."""
-    global _PM
-    _PM = pm
+    registry.set_process_manager(pm)
 
 
-def collect(pm: pluggy.PluginManager, hook_name: str) -> list[tuple[str, Any]]:
-    """Call a registration hook and flatten the lists, tagging each with its plugin."""
-    caller = getattr(pm.hook, hook_name)
-    out: list[tuple[str, Any]] = []
-    for impl in reversed(caller.get_hookimpls()):  # registration order
-        result = impl.function()
-        for entry in result or []:
-            out.append((impl.plugin_name, entry))
-    return out
+def use_core_only() -> None:
+    """Make the process-wide manager a core-only one (``--no-plugins``), unless one is built already."""
+    if registry.process_manager() is None:
+        registry.set_process_manager(make_plugin_manager(no_plugins=True))

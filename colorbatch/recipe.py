@@ -24,7 +24,6 @@ does not have is an error, like a misspelt key in the file.
 """
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import tomllib
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from colorbatch.errors import RecipeError
+from colorbatch.messages import did_you_mean  # noqa: F401 - re-exported (older imports)
+from colorbatch.messages import format_pydantic as _format_pydantic
 
 SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS = {"schema_version", "name", "description", "run_dir", "steps"}
@@ -80,11 +81,6 @@ class Plan:
                 for s in self.steps
             ],
         }
-
-
-def did_you_mean(word: str, choices) -> str:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {match[0]}?" if match else ""
 
 
 # --------------------------------------------------------------------------- #
@@ -184,28 +180,6 @@ def _select_step(steps: list, selector: str):
 # --------------------------------------------------------------------------- #
 # Validation
 # --------------------------------------------------------------------------- #
-
-
-def _format_pydantic(exc, where: str, model: type) -> list[str]:
-    fields = list(getattr(model, "model_fields", {}))
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err.get("loc", ()))
-        kind = err.get("type", "")
-        if kind == "extra_forbidden":
-            name = str(err["loc"][0]) if err.get("loc") else loc
-            hint = did_you_mean(name, fields)
-            if not hint and fields:
-                hint = f" (options: {', '.join(fields)})"
-            out.append(f"{where}.{loc}: unknown option{hint}")
-        elif kind == "missing":
-            out.append(f"{where}.{loc}: missing required option")
-        else:
-            msg = err.get("msg", "invalid value")
-            given = err.get("input")
-            shown = f" (got {given!r})" if given is not None and not isinstance(given, dict) else ""
-            out.append(f"{where}.{loc}: {msg}{shown}")
-    return out
 
 
 class OutsideRunDir(ValueError):

@@ -1,11 +1,38 @@
-"""Look-ups over what plugins registered: steps, sources, outputs, encoders."""
+"""Look-ups over what plugins registered (steps, sources, outputs, encoders), and the process-wide manager."""
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
 from colorbatch.errors import ColorbatchError
-from colorbatch.plugins import collect
+
+
+def collect(pm, hook_name: str) -> list[tuple[str, Any]]:
+    """Call a registration hook and flatten the lists, tagging each with its plugin."""
+    caller = getattr(pm.hook, hook_name)
+    out: list[tuple[str, Any]] = []
+    for impl in reversed(caller.get_hookimpls()):  # registration order
+        result = impl.function()
+        for entry in result or []:
+            out.append((impl.plugin_name, entry))
+    return out
+
+
+_PROCESS_PM = None
+
+
+def process_manager():
+    """The process-wide plugin manager once the host has built one (else None).
+
+    The host (``colorbatch.plugins``) stores it here, so that code below the host
+    (the model layer) can use it without importing the host.
+    """
+    return _PROCESS_PM
+
+
+def set_process_manager(pm) -> None:
+    global _PROCESS_PM
+    _PROCESS_PM = pm
 
 
 def _by_name(pm, hook: str, what: str, key: str = "name") -> dict[str, Any]:

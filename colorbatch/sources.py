@@ -94,11 +94,16 @@ def _claims(ctx, own: str) -> dict[str, SourceDef]:
     return out
 
 
+def _exclude_dirs(ctx) -> list[str]:
+    """This run's output folders (``RunState.exclude_dirs``); none without a run."""
+    state = getattr(ctx, "state", None)
+    return list(getattr(state, "exclude_dirs", None) or [])
+
+
 def _excluded_dirs(ctx) -> set[tuple[int, int]]:
     """Output folders (registered by save steps) that must not be read as inputs."""
     out = set()
-    state = getattr(ctx, "state", None) or {}
-    for d in state.get("exclude_dirs", []) or []:
+    for d in _exclude_dirs(ctx):
         try:
             st = os.stat(d)
         except OSError:
@@ -116,8 +121,7 @@ def _owned_outputs(ctx) -> set[str]:
     from colorbatch.manifest import Manifest
 
     out: set[str] = set()
-    state = getattr(ctx, "state", None) or {}
-    for d in state.get("exclude_dirs", []) or []:
+    for d in _exclude_dirs(ctx):
         m = Manifest(d)
         for rec in m.records.values():
             if rec.get("output"):

@@ -158,9 +158,9 @@ def save_tiny_image(path, size=(32, 24), mode: str = "RGB", pattern: str = "grad
 @pytest.fixture
 def colorbatch_pm():
     """Factory for plugin managers holding the core plugin plus only the given plugins."""
-    from colorbatch import plugins
+    from colorbatch import plugins, registry
 
-    previous = plugins._PM
+    previous = registry.process_manager()
 
     def make(*extra):
         pm = plugins.make_plugin_manager(no_plugins=True, extra=list(extra))

@@ -19,10 +19,19 @@ __all__ = ["EncoderDef", "build_model", "model_name", "DEFAULT_ENCODER", "availa
 
 
 def available_encoders(pm=None) -> dict:
-    from colorbatch import registry
-    from colorbatch.plugins import get_plugin_manager
+    """name -> EncoderDef registered through the plugins of ``pm``.
 
-    return registry.encoders(pm if pm is not None else get_plugin_manager())
+    Without ``pm``: those of the process-wide manager once the host has built one
+    (the CLI and the test fixtures do), else the two built-in encoders.
+    """
+    from colorbatch import registry
+
+    pm = pm if pm is not None else registry.process_manager()
+    if pm is None:
+        from colorbatch.models import encoders
+
+        return {e.name: e for e in (encoders.RESNET50, encoders.EFFICIENTNET_LITE0)}
+    return registry.encoders(pm)
 
 
 def _encoder_name(name: str) -> str:
@@ -42,7 +51,7 @@ def build_model(
     **decoder_opts,
 ):
     """Build the colorization network (see the module docstring)."""
-    from colorbatch.recipe import did_you_mean
+    from colorbatch.messages import did_you_mean
 
     unknown = [k for k in decoder_opts if k not in DECODER_OPTIONS]
     if unknown:

@@ -34,6 +34,11 @@ class StepDef:
     help:     one line shown by ``colorbatch steps``.
     path_options: names of options holding paths, resolved against the
               recipe's folder when relative.
+    produces: what the step leaves for later steps, by name: ``"checkpoint"``
+              (a model in ``ctx.state.checkpoint``: a later colorize without a
+              model waits for it), ``"metrics"`` (a metrics file).
+    writes_outputs: the step writes the run's outputs (save): a step before it
+              that keeps arrays only for it may drop them early.
     """
 
     name: str
@@ -42,6 +47,8 @@ class StepDef:
     help: str = ""
     path_options: tuple[str, ...] = ()
     plugin: str = field(default="", compare=False)
+    produces: tuple[str, ...] = ()
+    writes_outputs: bool = False
 
 
 class Step:
@@ -61,6 +68,11 @@ class Step:
         says is done is counted as skipped. Only output steps answer True.
         """
         return False
+
+    def output_folders(self) -> list:
+        """Folders this step writes outputs into. Once every step is built the runner
+        puts them in ``ctx.state.exclude_dirs``: no source reads them back as inputs."""
+        return []
 
     def close(self) -> None:
         """Called once after the stream is exhausted (or the run aborted)."""

@@ -97,22 +97,22 @@ class ColorizeStep(Step):
         # a train step earlier in this recipe provides the model once it has run
         idx = self.cfg.index if self.cfg is not None else 0
         self.after_train = options.model is None and any(
-            c.uses == "train" for c in ctx.plan.steps if c.index < idx
+            "checkpoint" in c.stepdef.produces for c in ctx.plan.steps if c.index < idx
         )
         from colorbatch.device import pick_device
 
         self.device = pick_device(options.device)  # fail early on an unavailable device
-        later = [c.uses for c in ctx.plan.steps if c.index > idx]
+        later = [c.stepdef for c in ctx.plan.steps if c.index > idx]
         self.model_path = None
         if not self.after_train:
             # resolve now (reads only the JSON): a missing model stops the run before any
             # work, and save (also in --dry-run) can compare the model id with its manifest
             from colorbatch.models.checkpoint import discover_model, model_id
 
-            self.model_path = discover_model(options.model or ctx.state.get("checkpoint"))
-            ctx.state["model_id"] = self._with_chroma(model_id(self.model_path))
-            ctx.state["model"] = str(self.model_path)
-        only_save = bool(later) and all(u == "save" for u in later)
+            self.model_path = discover_model(options.model or ctx.state.checkpoint)
+            ctx.state.model_id = self._with_chroma(model_id(self.model_path))
+            ctx.state.model = str(self.model_path)
+        only_save = bool(later) and all(d.writes_outputs for d in later)
         self.keep_arrays = options.keep_arrays if options.keep_arrays is not None else not only_save
 
     # ---- model --------------------------------------------------------------
@@ -128,15 +128,15 @@ class ColorizeStep(Step):
         from colorbatch.colorizer import Colorizer
         from colorbatch.device import configure_threads, tune_malloc
 
-        path = self.model_path or self.options.model or self.ctx.state.get("checkpoint")
+        path = self.model_path or self.options.model or self.ctx.state.checkpoint
         configure_threads(self.device, self.workers)
         tune_malloc()
         self.colorizer = Colorizer(
             path, self.device, self.options.size, self.options.batch_size, chroma=self.options.chroma
         )
-        self.ctx.state["model_id"] = self.colorizer.model_id
-        self.ctx.state["model"] = str(self.colorizer.path) if self.colorizer.path else self.colorizer.model_id
-        self.ctx.state["device"] = str(self.device)
+        self.ctx.state.model_id = self.colorizer.model_id
+        self.ctx.state.model = str(self.colorizer.path) if self.colorizer.path else self.colorizer.model_id
+        self.ctx.state.device = str(self.device)
 
     # ---- stream ---------------------------------------------------------------
     def _mine(self, item, position: int) -> bool:

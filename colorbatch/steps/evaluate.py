@@ -109,7 +109,7 @@ class EvaluateStep(ItemStep):
         lines = [f"side by side on these {len(rows)} photos (PSNR dB mean / median; colourfulness mean, truth "
                  f"{stats('colorfulness_gt')[0]:.1f}):"]
         lines.append(f"  {'gray input':28s} {gray.mean():6.2f} / {np.median(gray):6.2f}")
-        for label, p in ((f"this run: {self.ctx.state.get('model_id', 'model')}"[:28], ""),
+        for label, p in ((f"this run: {self.ctx.state.model_id or 'model'}"[:28], ""),
                          (f"{self.options.compare}: {self._cmp.model_id}"[:28], "compare_")):
             ps = np.array([r[p + "psnr"] for r in rows])
             beat = int((ps > gray).sum())
@@ -141,8 +141,8 @@ class EvaluateStep(ItemStep):
         agg = aggregate(rows)
         out = Path(self.options.out)
         report = {
-            "name": self.options.name or self.ctx.state.get("model_id"),
-            "model": str(self.ctx.state.get("model")) if self.ctx.state.get("model") else None,
+            "name": self.options.name or self.ctx.state.model_id,
+            "model": str(self.ctx.state.model) if self.ctx.state.model else None,
             "aggregate": agg,
             "items": rows,
         }
@@ -153,7 +153,7 @@ class EvaluateStep(ItemStep):
         writer.writerows(rows)
         _atomic_write(out / "metrics.csv", buf.getvalue())
         self.written = out / "metrics.json"
-        self.ctx.state["metrics"] = self.written
+        self.ctx.state.metrics = self.written
         self.ctx.event("evaluation", {"images": len(rows), "metrics": str(self.written),
                                       **{k: agg[k]["mean"] for k in ("ab_mse", "gray_ab_mse", "psnr", "gray_psnr")}})
         if self.options.table and not self.ctx.json_mode:
@@ -195,4 +195,5 @@ STEP = StepDef(
     factory=EvaluateStep,
     help="Score colorized images against their colour originals (ab MSE, PSNR, SSIM, colourfulness; gray baseline beside each).",
     path_options=("out",),
+    produces=("metrics",),
 )

@@ -62,7 +62,7 @@ def resolve_layout(options: Options, ctx) -> str:
     if layout == "auto":
         return "ilsvrc" if "ilsvrc" in available and ilsvrc_root(options.source) else "files"
     if layout not in available:
-        from colorbatch.recipe import did_you_mean
+        from colorbatch.messages import did_you_mean
 
         raise ColorbatchError(
             f"layout {layout!r} is not a known source{did_you_mean(layout, available)} "
@@ -105,7 +105,7 @@ class LoadStep(Step):
             return
         from pydantic import ValidationError
 
-        from colorbatch.recipe import _format_pydantic
+        from colorbatch.messages import format_pydantic as _format_pydantic
 
         model = sdef.options()
         try:
@@ -154,7 +154,7 @@ class LoadStep(Step):
         yield from self.items()
         if not self.count:
             self.ctx.warn(f"{self.options.source}: no input files found")
-        self.ctx.state["load_count"] = self.ctx.state.get("load_count", 0) + self.count
+        self.ctx.state.load_count = (self.ctx.state.load_count or 0) + self.count
 
 
 STEP = StepDef(

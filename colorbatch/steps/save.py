@@ -69,9 +69,9 @@ def _source_files(ctx) -> list[Path]:
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    from colorbatch.outputs import _same_file as same
+    from colorbatch.outputs import same_file
 
-    return same(a, b)
+    return same_file(a, b)
 
 
 def _image_name(path: Path) -> bool:
@@ -122,9 +122,7 @@ class SaveStep(ItemStep):
                 overlap = True
             elif root.is_relative_to(real):
                 overlap = True  # the inputs live inside the output folder
-        ctx.state.setdefault("save_overlaps_inputs", {})[str(self.out)] = overlap
-        # a load step must not read this run's outputs back as inputs
-        ctx.state.setdefault("exclude_dirs", []).append(str(self.out))
+        ctx.state.output_overlaps_inputs[str(self.out)] = overlap
         # outputs are built lazily and read the plan position from ctx.current
         self.cfg = ctx.current
         if self.cfg is None or self.cfg.options is not options:
@@ -132,14 +130,8 @@ class SaveStep(ItemStep):
         self.defs = registry.outputs(ctx.pm)
         self.outputs: dict[str, object] = {}
 
-    def _single_file_ok(self, ctx) -> bool:
-        """An existing file is a valid ``out`` only for a kind a plugin writes as one
-        file (the video plugin's ``--out film.mp4``): its suffix is a claimed one."""
-        from colorbatch import registry
-        from colorbatch.sources import normalise_extensions
-
-        suffix = self.out.suffix.lower()
-        return any(suffix in normalise_extensions(d.extensions) for d in registry.sources(ctx.pm).values())
+    def output_folders(self) -> list:
+        return [self.out]  # a load step must not read this run's outputs back as inputs
 
     def output_for(self, kind: str):
         out = self.outputs.get(kind)
@@ -182,4 +174,5 @@ STEP = StepDef(
     factory=SaveStep,
     help="Write outputs under a folder mirroring the inputs (atomic, resumable, never over an input).",
     path_options=("out",),
+    writes_outputs=True,
 )

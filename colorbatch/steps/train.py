@@ -4,7 +4,7 @@ It consumes every item (paths; pixels are decoded in DataLoader workers) and
 yields none. The model is written under ``checkpoint_dir`` (``last`` every
 epoch and on stop, ``best`` by validation loss), the finished one is published
 to the model cache (so ``colorbatch colorize`` finds it) and set as
-``ctx.state["checkpoint"]`` for a later ``colorize`` step in the same recipe.
+``ctx.state.checkpoint`` for a later ``colorize`` step in the same recipe.
 The loop itself is :mod:`colorbatch.training.loop`.
 """
 from __future__ import annotations
@@ -111,4 +111,5 @@ STEP = StepDef(
     factory=TrainStep,
     help="Train the colorization model on the colour images of the stream (checkpoints, logs, resume, DDP).",
     path_options=("val_source", "checkpoint_dir", "log"),
+    produces=("checkpoint",),
 )

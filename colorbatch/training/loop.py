@@ -89,7 +89,7 @@ class Trainer:
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.world))
         self.device = device
         self.amp = device.type == "cuda" and self.o.amp != "off"
-        self.ctx.state["device"] = str(device)
+        self.ctx.state.device = str(device)
 
     def _build(self):
         from colorbatch.models import build_model
@@ -452,11 +452,11 @@ class Trainer:
         best = self.ckpt_dir / "best.safetensors"
         last = self.ckpt_dir / "last.safetensors"
         chosen = best if best.is_file() else last
-        self.ctx.state["checkpoint"] = chosen
+        self.ctx.state.checkpoint = chosen
         gray = sum(1 for v in self.skipped.values() if v == "gray")
         bad = sum(1 for v in self.skipped.values() if v == "error")
-        self.ctx.state["train_skipped_gray"] = gray
-        self.ctx.state["train_skipped_unreadable"] = bad
+        self.ctx.state.train_skipped_gray = gray
+        self.ctx.state.train_skipped_unreadable = bad
         if gray or bad:
             self.ctx.log(f"train: skipped {gray} gray source(s) and {bad} unreadable one(s)")
         if self.stop_reason == "signal":
@@ -469,11 +469,11 @@ class Trainer:
 
             calibrate_checkpoint(self, chosen)
         if self.is_main and self.o.publish == "if-better" and chosen.is_file() and not self._beats_current(chosen):
-            self.ctx.state["published"] = None
+            self.ctx.state.published = None
         elif self.is_main and self.o.publish and chosen.is_file():
             from colorbatch.models.checkpoint import publish
 
             published = publish(chosen)
-            self.ctx.state["published"] = published
+            self.ctx.state.published = published
             self.ctx.log(f"model published to {published} (colorbatch colorize finds it)")
         return chosen

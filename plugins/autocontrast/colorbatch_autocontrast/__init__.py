@@ -7,7 +7,7 @@ nothing until a recipe uses it.
 """
 from __future__ import annotations
 
-from colorbatch import hookimpl
+from colorbatch.api import hookimpl
 
 __version__ = "0.1.0"
 

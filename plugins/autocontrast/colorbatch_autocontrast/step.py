@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from colorbatch.steps import ItemStep, StepDef
+from colorbatch.api import ItemStep, StepDef
 
 MAX_SAMPLES = 1_000_000  # percentiles are measured on at most this many pixels
 
@@ -74,7 +74,7 @@ def stretch_L(L: np.ndarray, options: Options) -> tuple[np.ndarray, dict]:
 
 class AutocontrastStep(ItemStep):
     def process(self, item):
-        from colorbatch.images import decode_item
+        from colorbatch.api import decode_item
 
         decode_item(item)  # fills item.L (and item.rgb for colour inputs)
         item.L, info = stretch_L(item.L, self.options)

@@ -8,7 +8,7 @@ from pathlib import Path
 from colorbatch_report import __version__
 from colorbatch_report.render import render
 from colorbatch_report.rundata import RunData, finite, rank_metric, read_run_folder
-from colorbatch.atomic import atomic_write_bytes
+from colorbatch.api import atomic_write_bytes
 from colorbatch_report.thumbs import Thumbnails, existing
 
 HTML_NAME = "index.html"

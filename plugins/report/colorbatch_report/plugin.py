@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from colorbatch import hookimpl
+from colorbatch.api import hookimpl
 
 
 @hookimpl
@@ -79,7 +79,7 @@ def colorbatch_run_finished(run, summary):
 def colorbatch_register_commands(app):
     import typer
 
-    from colorbatch.cli import handle_errors
+    from colorbatch.api import handle_errors
 
     @app.command("report")
     @handle_errors
@@ -98,7 +98,7 @@ def colorbatch_register_commands(app):
         import json
         import time
 
-        from colorbatch.errors import ColorbatchError
+        from colorbatch.api import ColorbatchError
         from colorbatch_report.build import DEFAULT_MAX_GALLERY, DEFAULT_THUMB, JSON_NAME, build_from_folder
 
         if not run_dir.is_dir():

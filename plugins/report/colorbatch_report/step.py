@@ -14,13 +14,12 @@ from __future__ import annotations
 import heapq
 import random
 import re
-import time
 from pathlib import Path
 from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from colorbatch.steps import Step, StepDef
+from colorbatch.api import Step, StepDef
 from colorbatch_report import build
 from colorbatch_report.rundata import (
     add_gains,
@@ -143,28 +142,13 @@ class ReportStep(Step):
 
     # ---- the report -------------------------------------------------------------
     def _summary(self) -> dict:
-        from colorbatch.runner import versions
+        """The run so far, as the core summarises it (``RunSummary``, status "running")."""
+        from colorbatch.api import RunSummary
 
         ctx = self.ctx
-        stats = {sid: st.as_dict() for sid, st in ctx.stats.items()}
-        last = stats[ctx.plan.steps[-1].id] if ctx.plan.steps and ctx.plan.steps[-1].id in stats else {}
-        return {
-            "recipe": ctx.plan.name,
-            "source": ctx.plan.source,
-            "status": "running",
-            "ok": last.get("ok", self.seen),
-            "failed": len(ctx.failures),
-            "skipped": sum(s.get("skipped", 0) for s in stats.values()),
-            "seconds": round(time.time() - ctx.started, 3),
-            "steps": stats,
-            "failures": list(ctx.failures),
-            "state": {k: str(v) for k, v in ctx.state.items() if isinstance(v, (str, int, float, Path))},
-            "run_dir": str(ctx.run_dir) if ctx.run_dir else None,
-            "versions": versions(),
-            "device": ctx.state.get("device", "cpu"),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(ctx.started)),
-            "world_size": ctx.world_size,
-        }
+        last = ctx.plan.steps[-1].id if ctx.plan.steps else None
+        ok = ctx.stats[last].produced if last in ctx.stats else self.seen
+        return RunSummary.of(ctx, status="running", ok=ok).to_dict()
 
     def _records(self) -> list[dict]:
         live = LIVE.get(id(self.ctx))
@@ -191,12 +175,12 @@ class ReportStep(Step):
         notes: list[str] = []
         recipe = ctx.plan.to_dict()
         run_dir = Path(ctx.run_dir) if ctx.run_dir else None
-        uses = {s.uses for s in ctx.plan.steps}
-        train_log = read_jsonl(run_dir / "train_log.jsonl", notes) if run_dir and "train" in uses else []
+        produced = {p for s in ctx.plan.steps for p in getattr(s.stepdef, "produces", ())}
+        train_log = read_jsonl(run_dir / "train_log.jsonl", notes) if run_dir and "checkpoint" in produced else []
         metrics_file = None
-        if "evaluate" in uses:
+        if "metrics" in produced:
             for cfg in ctx.plan.steps:
-                if cfg.uses == "evaluate" and isinstance(getattr(cfg.options, "out", None), str):
+                if "metrics" in cfg.stepdef.produces and isinstance(getattr(cfg.options, "out", None), str):
                     folder = Path(cfg.options.out)
                     path = folder if folder.suffix.lower() == ".json" else folder / "metrics.json"
                     if self._fresh(path):

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from colorbatch.atomic import atomic_write_bytes
+from colorbatch.api import atomic_write_bytes
 
 ROLES = ("gray", "color", "truth")
 INDEX = "index.json"

@@ -14,14 +14,14 @@ Heavy imports (imageio, numpy work) happen inside the hooks.
 """
 from __future__ import annotations
 
-from colorbatch import hookimpl
+from colorbatch.api import hookimpl
 
 __version__ = "0.1.0"
 
 
 @hookimpl
 def colorbatch_register_sources():
-    from colorbatch.sources import SourceDef
+    from colorbatch.api import SourceDef
 
     from colorbatch_video.probe import VIDEO_EXTENSIONS
     from colorbatch_video.source import enumerate_source
@@ -38,7 +38,7 @@ def colorbatch_register_sources():
 
 @hookimpl
 def colorbatch_register_outputs():
-    from colorbatch.outputs import OutputDef
+    from colorbatch.api import OutputDef
 
     from colorbatch_video.output import factory
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorbatch.errors import ColorbatchError, ItemError
+from colorbatch.api import ColorbatchError, ItemError
 
 from colorbatch_video.probe import ffmpeg_exe
 from colorbatch_video.settings import VideoSettings
@@ -57,7 +57,7 @@ def codec_args(settings: VideoSettings, codec: str, width: int, height: int) -> 
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    from colorbatch.atomic import atomic_write_text
+    from colorbatch.api import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=1, default=str))
 

@@ -10,41 +10,24 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def _core(name):
-    try:
-        from colorbatch import color
-    except ImportError:
-        return None
-    return getattr(color, name, None)
+from colorbatch.api import WHITE_D65 as _WHITE, XYZ_FROM_RGB  # the core's constants
 
 
 def rgb_to_L(rgb: np.ndarray) -> np.ndarray:
     """HxWx3 float32 sRGB [0,1] -> HxW float32 L* (0..100)."""
-    fn = _core("rgb_to_L_np")
-    if fn is not None:
-        return np.asarray(fn(rgb), dtype=np.float32)
-    from skimage.color import rgb2lab
+    from colorbatch.api import rgb_to_L_np
 
-    return rgb2lab(rgb)[..., 0].astype(np.float32)
+    return np.asarray(rgb_to_L_np(rgb), dtype=np.float32)
 
 
 def gray_to_L(gray: np.ndarray) -> np.ndarray:
     """HxW float32 gray [0,1] -> HxW float32 L* of the sRGB gray (g, g, g)."""
-    fn = _core("gray_to_L_np")
-    if fn is not None:
-        return np.asarray(fn(gray), dtype=np.float32)
-    g = np.clip(gray.astype(np.float32), 0.0, 1.0)
-    lin = np.where(g <= 0.04045, g / 12.92, ((g + 0.055) / 1.055) ** 2.4)
-    f = np.where(lin > 216 / 24389, np.cbrt(lin), (24389 / 27 * lin + 16) / 116)
-    return (116 * f - 16).astype(np.float32)
+    from colorbatch.api import gray_to_L_np
+
+    return np.asarray(gray_to_L_np(gray), dtype=np.float32)
 
 
-_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
-                          [0.212671, 0.715160, 0.072169],
-                          [0.019334, 0.119193, 0.950227]])
-_M = np.linalg.inv(_XYZ_FROM_RGB).astype(np.float32)  # linear RGB from XYZ
-_WHITE = (0.95047, 1.0, 1.08883)
+_M = np.linalg.inv(np.array(XYZ_FROM_RGB)).astype(np.float32)  # linear RGB from XYZ
 
 
 def _finv(t: np.ndarray) -> np.ndarray:

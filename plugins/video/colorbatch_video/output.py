@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from colorbatch.errors import ColorbatchError, ItemError, StepError
+from colorbatch.api import ColorbatchError, ItemError, StepError
 
 from colorbatch_video import lab
 from colorbatch_video.encode import ChunkedEncoder
@@ -110,12 +110,9 @@ class VideoOutput:
         self.container = f".{fmt}" if fmt and f".{fmt}" in VIDEO_EXTENSIONS else None
         self._format_ignored = bool(fmt) and fmt in IMAGE_FORMATS
         self.settings = resolve(ctx)
-        try:
-            from colorbatch.outputs import pipeline_signature
+        from colorbatch.api import pipeline_signature
 
-            self.steps = pipeline_signature(ctx)  # the steps before save: part of the resume key
-        except ImportError:
-            self.steps = []
+        self.steps = pipeline_signature(ctx)  # the steps before save: part of the resume key
         self.single_file = self.out.suffix.lower() in VIDEO_EXTENSIONS and not self.out.is_dir()
         if self.single_file:
             self._check_single_source()
@@ -169,9 +166,9 @@ class VideoOutput:
 
     @staticmethod
     def _never_the_input(target: Path, video) -> None:
-        from colorbatch.outputs import _same_file
+        from colorbatch.api import same_file
 
-        if _same_file(Path(target), Path(video)):
+        if same_file(Path(target), Path(video)):
             raise ItemError(
                 f"{video}: the output {target} is the input itself; an input is never an output, "
                 "whatever the flags (--overwrite included); choose another out"
@@ -230,7 +227,7 @@ class VideoOutput:
             shutil.rmtree(ChunkedEncoder.work_dir(target), ignore_errors=True)
         h, w = item.L.shape[:2] if item.L is not None else (meta["height"], meta["width"])
         fps = meta.get("fps_rational") or str(meta.get("fps"))
-        from colorbatch import __version__
+        from colorbatch.api import __version__
 
         tags = {"comment": f"colorized by colorbatch {__version__}"
                 + (f" (model {self._model_id()})" if self._model_id() else "")}

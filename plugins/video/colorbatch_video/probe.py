@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
-from colorbatch.errors import ImageReadError
+from colorbatch.api import ImageReadError
 
 VIDEO_EXTENSIONS = (
     ".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpeg", ".ts", ".m2ts",

@@ -13,7 +13,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from colorbatch.errors import ColorbatchError
+from colorbatch.api import ColorbatchError
 
 STATE_KEY = "video_options"
 ENV_PREFIX = "COLORBATCH_VIDEO_"

@@ -22,8 +22,8 @@ from typing import Iterator
 
 import numpy as np
 
-from colorbatch.errors import ColorbatchError, ImageReadError
-from colorbatch.item import Item
+from colorbatch.api import ColorbatchError, ImageReadError
+from colorbatch.api import Item
 
 from colorbatch_video import lab
 from colorbatch_video.probe import VIDEO_EXTENSIONS, VideoInfo, probe, scan_timing

@@ -15,8 +15,8 @@ from typing import Literal, Optional
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from colorbatch.errors import ColorbatchError, ItemError
-from colorbatch.steps import ItemStep, Step, StepDef
+from colorbatch.api import ColorbatchError, ItemError
+from colorbatch.api import ItemStep, Step, StepDef
 
 from colorbatch_video import lab
 from colorbatch_video.settings import STATE_KEY, VideoSettings
@@ -105,7 +105,7 @@ class ExportOptions(BaseModel):
 def _write_png(path: Path, array: np.ndarray) -> None:
     from PIL import Image
 
-    from colorbatch.atomic import atomic_write
+    from colorbatch.api import atomic_write
 
     atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG", compress_level=1))
 
@@ -127,7 +127,7 @@ class _ExportStep(ItemStep):
             info = {k: meta.get(k) for k in ("video", "fps", "fps_rational", "n_frames", "width", "height",
                                             "duration", "rotation", "vfr", "audio")}
             info["pattern"] = "frame_%06d.png"
-            from colorbatch.atomic import atomic_write_text
+            from colorbatch.api import atomic_write_text
 
             atomic_write_text(folder / INFO_FILE, json.dumps(info, indent=1))
             self._seen.add(meta["video"])

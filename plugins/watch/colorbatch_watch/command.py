@@ -28,7 +28,7 @@ Stop with Ctrl-C or SIGTERM: the current batch is finished (a second signal aban
 
 
 def register(app) -> None:
-    from colorbatch.cli import handle_errors
+    from colorbatch.api import handle_errors
 
     @app.command(name="watch", help=HELP)
     @handle_errors
@@ -65,11 +65,9 @@ def _step_options(stepdef, wanted: dict) -> dict:
 
 
 def build_watch_plan(pm, input: Path, out: Path, *, model, batch_size, device, size, fmt, workers=0):
-    from colorbatch import registry
-    from colorbatch.errors import ColorbatchError
-    from colorbatch.recipe import build_plan
+    from colorbatch.api import ColorbatchError, build_plan, steps_of
 
-    steps = registry.steps(pm)
+    steps = steps_of(pm)
     for name in ("load", "colorize", "save"):
         if name not in steps:
             raise ColorbatchError(f"step {name!r} is not available; reinstall colorbatch")
@@ -131,9 +129,8 @@ def run_watch(
 
     from rich.console import Console
 
-    from colorbatch.cli import _pm, _report_load_errors, state
-    from colorbatch.errors import ColorbatchError, ExitCode
-    from colorbatch.runner import RunContext, execute
+    from colorbatch.api import (ColorbatchError, ExitCode, RunContext, execute, plugin_manager,
+                                report_load_errors, verbose)
 
     from colorbatch_watch.session import WatchSession
     from colorbatch_watch.source import SESSION_KEY, STATE_KEY, WatchConfig
@@ -149,11 +146,11 @@ def run_watch(
         raise ColorbatchError(f"{out}: --out cannot be the watched folder; pick another (a subfolder is fine)")
 
     console = Console(stderr=True)
-    pm = _pm()
+    pm = plugin_manager()
     plan = build_watch_plan(pm, input, out, model=model, batch_size=batch_size, device=device, size=size, fmt=fmt,
                             workers=workers)
     plan.run_dir = run_dir.resolve() if run_dir else None
-    _report_load_errors(pm, console)
+    report_load_errors(pm, console)
 
     session = WatchSession(input, out, retry_failed=retry_failed)
     session.install_signal_handlers()
@@ -177,7 +174,7 @@ def run_watch(
         config = WatchConfig(settle=settle, poll=poll, rescan=rescan, once=once, retry_failed=retry_failed,
                              status=status)
         ctx = RunContext(plan, pm, console=console, show_progress=False, json_mode=json_out,
-                         verbose=state.verbose, write_run_files=plan.run_dir is not None)
+                         verbose=verbose(), write_run_files=plan.run_dir is not None)
         ctx.state[STATE_KEY] = config
         ctx.state[SESSION_KEY] = session
         if not json_out:
@@ -207,7 +204,7 @@ def run_watch(
         if isinstance(exc, ColorbatchError):
             console.print(f"error: {exc}", style="red", markup=False, highlight=False)
             raise typer.Exit(int(getattr(exc, "exit_code", ExitCode.USAGE)))
-        if state.verbose:
+        if verbose():
             import traceback
 
             traceback.print_exception(exc)
@@ -218,7 +215,7 @@ def run_watch(
 
 
 def _exit_code(session, summary, once: bool) -> int:
-    from colorbatch.errors import ExitCode
+    from colorbatch.api import ExitCode
 
     if summary is not None and summary.get("status") == "interrupted":
         return int(ExitCode.INTERRUPTED)

@@ -15,25 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-#: Image extensions taken by the watcher (lower case, with the dot).
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".tif", ".tiff", ".webp", ".bmp", ".gif"}
-)
+from colorbatch.api import IMAGE_EXTENSIONS as _CORE_EXTENSIONS
+
+#: Image extensions taken by the watcher (lower case, with the dot): the core's.
+IMAGE_EXTENSIONS = frozenset(e.lower() for e in _CORE_EXTENSIONS)
 
 #: Suffixes of files that are still being written by some tool.
 PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download", ".swp", "~")
 
 
 def image_extensions() -> frozenset[str]:
-    """The core's image extensions when it publishes them, else ours."""
-    try:
-        from colorbatch import sources
-
-        ext = getattr(sources, "IMAGE_EXTENSIONS", None)
-        if ext:
-            return frozenset(e.lower() for e in ext)
-    except Exception:  # noqa: BLE001 - fall back to our list
-        pass
+    """The core's image extensions (``colorbatch.api.IMAGE_EXTENSIONS``)."""
     return IMAGE_EXTENSIONS
 
 

@@ -6,7 +6,7 @@ on (saved, skipped as done, failed). Nothing heavy is imported here.
 """
 from __future__ import annotations
 
-from colorbatch import hookimpl
+from colorbatch.api import hookimpl
 
 
 def _session(run):
@@ -18,7 +18,7 @@ def _session(run):
 
 @hookimpl
 def colorbatch_register_sources():
-    from colorbatch.sources import SourceDef
+    from colorbatch.api import SourceDef
 
     from colorbatch_watch.source import enumerate_watch, source_options_model
 

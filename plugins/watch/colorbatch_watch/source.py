@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from colorbatch.errors import ColorbatchError
-from colorbatch.item import Item, flush_marker
+from colorbatch.api import ColorbatchError
+from colorbatch.api import Item, flush_marker
 
 from colorbatch_watch.files import FileKey, PathFilter, SettleTracker
 from colorbatch_watch.session import WatchSession, output_writable

@@ -1,0 +1,1 @@
+"""Training the model: the loop, data, losses, checkpoint state, guards, distributed helpers."""
