@@ -76,8 +76,10 @@ HEADER = (
 def picture_grid(photos, columns: list[tuple[str, list[np.ndarray]]], out: Path, thumb: int = 256,
                  rows_max: int = 12) -> None:
     """Rows: photos; columns: gray input, each model's output, the original."""
+    import torch
     from PIL import Image, ImageDraw
 
+    from colorbatch.color import L_to_gray
     from colorbatch.metrics import rgb_to_lab
 
     chosen = list(range(len(photos)))[:rows_max]
@@ -89,17 +91,8 @@ def picture_grid(photos, columns: list[tuple[str, list[np.ndarray]]], out: Path,
         draw.text((c * thumb + 4, 3), label, fill="black")
     for r, i in enumerate(chosen):
         name, rgb = photos[i]
-        L = rgb_to_lab(rgb)[..., 0]
-        gray = np.repeat((np.clip(L / 100.0, 0, 1) ** 1.0 * 255).astype(np.uint8)[..., None], 3, axis=2)
-        from colorbatch.color import L_to_gray
-
-        try:
-            import torch
-
-            g = L_to_gray(torch.from_numpy(L)).numpy()
-            gray = np.repeat((np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
-        except Exception:  # noqa: BLE001 - the plain L* ramp is fine for a preview
-            pass
+        g = L_to_gray(torch.from_numpy(rgb_to_lab(rgb)[..., 0])).numpy()  # the gray input the model saw
+        gray = np.repeat((np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
         tiles = [gray] + [outs[i] for _, outs in columns] + [(np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)]
         for c, tile in enumerate(tiles):
             im = Image.fromarray(tile)

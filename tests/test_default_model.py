@@ -106,6 +106,7 @@ def test_shipped_model_beats_gray_on_the_sample_photos_the_quickstart_holds_out(
     from colorbatch import samples
     from colorbatch.colorizer import Colorizer
     from colorbatch.images import read_image
+    from colorbatch.metrics import rgb_to_lab
     from colorbatch.training.calibrate import gray_psnr, image_scores
 
     held = [p for p, split in samples.available() if split == "heldout"]
@@ -115,8 +116,6 @@ def test_shipped_model_beats_gray_on_the_sample_photos_the_quickstart_holds_out(
     gains = []
     for p in held:
         rgb = np.asarray(read_image(p).pixels, dtype=np.float32)
-        from colorbatch.metrics import rgb_to_lab
-
         L = rgb_to_lab(rgb)[..., 0]
         ab = colorizer.predict_ab([L])[0]
         gains.append(image_scores(rgb, L, ab)["psnr"] - gray_psnr(rgb, L))
