@@ -17,11 +17,6 @@ from colorbatch import __version__
 from colorbatch.commands import finish_run, handle_errors, print_plan, report_load_errors, stderr_console, verbose
 from colorbatch.errors import ColorbatchError
 
-#: Commands no plugin may take: the CLI's own, and those the core plugin registers
-#: through ``colorbatch_register_commands`` (see colorbatch/core_commands.py).
-CORE_COMMANDS = {"run", "validate", "steps", "plugins", "colorize", "evaluate", "models", "version"}
-
-
 def _stderr():
     return stderr_console()
 
@@ -39,7 +34,7 @@ def _pm():
     return plugin_manager()
 
 
-app = typer.Typer(
+_APP_SETTINGS = dict(
     name="colorbatch",
     help="Colorize grayscale photographs and video in batches, and train the model that does it.",
     no_args_is_help=True,
@@ -47,6 +42,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+#: The CLI's own commands (they name no step); :func:`build_app` adds the plugins' commands.
+app = typer.Typer(**_APP_SETTINGS)
 
 
 def _version_callback(value: bool):
@@ -196,6 +194,10 @@ def plugins(json_out: bool = typer.Option(False, "--json", help="Machine-readabl
 # --------------------------------------------------------------------------- #
 
 
+def _name(cmd) -> str:
+    return cmd.name or cmd.callback.__name__.replace("_", "-")
+
+
 def _add_commands(app, impl, taken: set, *, plugin_name: str) -> None:
     """Call one ``colorbatch_register_commands`` implementation; add its commands unless the name is taken."""
     sub = typer.Typer()
@@ -206,7 +208,7 @@ def _add_commands(app, impl, taken: set, *, plugin_name: str) -> None:
                         style="yellow", markup=False)
         return
     for cmd in sub.registered_commands:
-        name = cmd.name or cmd.callback.__name__.replace("_", "-")
+        name = _name(cmd)
         if name in taken:
             _stderr().print(
                 f"warning: plugin {plugin_name!r} command {name!r} clashes with an existing "
@@ -220,44 +222,35 @@ def _add_commands(app, impl, taken: set, *, plugin_name: str) -> None:
         taken.add(name)
 
 
-def _add_core_plugin_commands() -> None:
-    """The core plugin's commands (colorize, evaluate, models), through its command hook like any plugin's;
-    added when this module is imported, so ``app`` is whole without a plugin manager."""
-    from colorbatch import core
+def build_app(pm) -> typer.Typer:
+    """The whole command line for ``pm``: the CLI's own commands (run, validate, steps, plugins), then
+    every plugin's, the core plugin's included, through ``colorbatch_register_commands``.
+
+    The core plugin is asked first, so its names win over third parties'; the CLI's own win over all.
+    """
     from colorbatch.plugins import CORE_PLUGIN_NAME
 
-    taken = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
-    _add_commands(app, core.colorbatch_register_commands, taken, plugin_name=CORE_PLUGIN_NAME)
-
-
-_add_core_plugin_commands()
-
-
-def _add_plugin_commands() -> None:
-    """Let the other plugins add commands; core names win."""
-    from colorbatch.plugins import CORE_PLUGIN_NAME
-
-    if os.environ.get("_COLORBATCH_COMPLETE"):
-        return
-    try:
-        pm = _pm()
-    except ColorbatchError as exc:
-        _stderr().print(f"error: {exc}", style="red", markup=False, highlight=False)
-        raise SystemExit(int(exc.exit_code))
-    taken = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands}
-    taken |= CORE_COMMANDS
-    for impl in reversed(pm.hook.colorbatch_register_commands.get_hookimpls()):
-        if impl.plugin_name == CORE_PLUGIN_NAME:
-            continue  # added at import (_add_core_plugin_commands)
-        _add_commands(app, impl.function, taken, plugin_name=impl.plugin_name)
+    whole = typer.Typer(**_APP_SETTINGS)
+    whole.registered_callback = app.registered_callback
+    whole.registered_commands = list(app.registered_commands)
+    taken = {_name(c) for c in whole.registered_commands}
+    impls = list(reversed(pm.hook.colorbatch_register_commands.get_hookimpls()))
+    impls.sort(key=lambda impl: impl.plugin_name != CORE_PLUGIN_NAME)  # stable: the core first
+    for impl in impls:
+        _add_commands(whole, impl.function, taken, plugin_name=impl.plugin_name)
+    return whole
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if "--no-plugins" in argv:
-        plugin_manager(no_plugins=True)
-    _add_plugin_commands()
-    app(args=argv, prog_name="colorbatch")
+    # shell completion lists the built-in commands only (no third-party plugin is loaded for it)
+    no_plugins = "--no-plugins" in argv or bool(os.environ.get("_COLORBATCH_COMPLETE"))
+    try:
+        pm = plugin_manager(no_plugins=no_plugins)
+    except ColorbatchError as exc:
+        _stderr().print(f"error: {exc}", style="red", markup=False, highlight=False)
+        raise SystemExit(int(exc.exit_code))
+    build_app(pm)(args=argv, prog_name="colorbatch")
 
 
 if __name__ == "__main__":  # pragma: no cover

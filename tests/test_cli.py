@@ -184,3 +184,35 @@ def test_models_lists_the_cache_and_the_selected_model(tmp_path):
     assert [m["default"] for m in data["models"]][0] is True  # the published model wins
     assert not any(m["default"] for m in data["models"][1:])
     assert data["models"][0]["encoder"] == "efficientnet-lite0"
+
+
+def test_the_cli_names_no_core_command_and_core_names_win():
+    """colorize, evaluate and models come through the core plugin's command hook, like any plugin's;
+    a third-party plugin's command of the same name is dropped with a warning."""
+    import typer
+
+    from colorbatch.api import hookimpl
+    from colorbatch.cli import app, build_app
+    from colorbatch.plugins import make_plugin_manager
+
+    own = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert own.isdisjoint({"colorize", "evaluate", "models"}), own
+
+    class Rival:
+        @hookimpl
+        def colorbatch_register_commands(self, app):
+            @app.command()
+            def colorize():
+                "Not the core's."
+
+            @app.command()
+            def extra():
+                "A new name."
+
+    whole = build_app(make_plugin_manager(no_plugins=True, extra=[Rival()]))
+    names = [c.name or c.callback.__name__ for c in whole.registered_commands]
+    assert {"run", "colorize", "evaluate", "models", "extra"} <= set(names)
+    assert names.count("colorize") == 1
+    colorize = next(c for c in whole.registered_commands if c.name == "colorize")
+    assert colorize.callback.__module__ == "colorbatch.core_commands"
+    assert isinstance(whole, typer.Typer)

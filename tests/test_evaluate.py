@@ -142,11 +142,11 @@ def test_evaluate_command(tmp_path, tiny_image, monkeypatch, colorbatch_pm):
     torch.set_num_threads(1)
     from typer.testing import CliRunner
 
-    from colorbatch.cli import app
+    from colorbatch.cli import build_app
     from colorbatch.models import build_model
     from colorbatch.models.checkpoint import save_checkpoint
 
-    colorbatch_pm()
+    app = build_app(colorbatch_pm())
     ckpt = save_checkpoint(tmp_path / "m.safetensors", build_model("efficientnet-lite0", "none"), {})
     for i in range(2):
         tiny_image(tmp_path / "truth" / f"c{i}.png", size=(48, 40), mode="RGB", seed=i)
