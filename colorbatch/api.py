@@ -17,8 +17,9 @@ Images and files
     ``WHITE_D65``, ``atomic_write``, ``atomic_write_bytes``,
     ``atomic_write_text``, ``same_file``, ``pipeline_signature``
 Runs and summaries
-    ``build_plan``, ``RunContext``, ``RunState`` (``ctx.state``: named fields,
-    plugins' own string keys), ``execute``, ``run_plan``, ``RunSummary``,
+    ``build_plan``, ``RunContext``, ``RunState`` (``ctx.state``: named fields;
+    a plugin's own values kept by type with ``put``/``find``; ``facts`` for the
+    run summary), ``execute``, ``run_plan``, ``RunSummary``,
     ``versions``
 Commands (``colorbatch_register_commands``)
     ``handle_errors`` (one line and the documented exit code for expected

@@ -66,8 +66,9 @@ class RunContext:
 
     ``state`` is the :class:`~colorbatch.runstate.RunState` steps use to pass results
     on by name (``state.checkpoint`` is the model the last ``train`` step wrote;
-    plugins keep their own values under string keys, ``state["video_options"]``). ``rank``/``world_size`` come from
-    torchrun's environment; ``is_main`` is True on rank 0.
+    plugins keep their own values by type: ``state.put(settings)``,
+    ``state.find(VideoSettings)``). ``rank``/``world_size`` come from torchrun's
+    environment; ``is_main`` is True on rank 0.
     """
 
     def __init__(

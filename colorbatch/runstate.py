@@ -1,9 +1,11 @@
-"""RunState: the typed state one run's steps share (model, checkpoint, output folders), plus plugins' own keys."""
+"""RunState: the typed state one run's steps share (model, checkpoint, output folders), plus plugins' typed values."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional, Type, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(eq=False, repr=False)
@@ -20,10 +22,15 @@ class RunState(dict):
     output_overlaps_inputs: output folder -> True when inputs live inside it.
     metrics, published, load_count, train_skipped_gray, train_skipped_unreadable:
                   what evaluate, train and load report (shown in the run summary).
+    facts:        figures a plugin's step or source reports for the run summary
+                  (``run.json``'s ``state``), by the name shown there.
 
-    Plugins keep their own values under string keys (``ctx.state["video_options"]``):
-    a RunState is a dict of those, and its mapping methods also reach the named fields
-    by name, so older code that used ``ctx.state["checkpoint"]`` keeps working.
+    Plugins keep their own values by type, not by a string key: ``state.put(value)``
+    keeps one value of each class, ``state.find(cls)`` gives it back (or None).
+
+    For older plugins a RunState is also a dict: its mapping methods reach the named
+    fields by name (``ctx.state["checkpoint"]``) and keep other string keys as they
+    are. Our own steps and plugins use the fields and ``put``/``find`` only.
     """
 
     checkpoint: Any = None
@@ -37,6 +44,21 @@ class RunState(dict):
     load_count: int | None = None
     train_skipped_gray: int | None = None
     train_skipped_unreadable: int | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+    _typed: dict[type, Any] = field(default_factory=dict)
+
+    # ---- plugins' values, by type -------------------------------------------------
+    def put(self, value: T) -> T:
+        """Keep ``value`` for the other steps of this run (one per class; a later one replaces it)."""
+        self._typed[type(value)] = value
+        return value
+
+    def find(self, kind: Type[T]) -> Optional[T]:
+        """The value of class ``kind`` (or a subclass) that a step kept with :meth:`put`, else None."""
+        value = self._typed.get(kind)
+        if value is None:
+            value = next((v for t, v in self._typed.items() if issubclass(t, kind)), None)
+        return value
 
     # ---- the mapping view (plugins' own keys; older code) -------------------------
     _LEGACY = {"save_overlaps_inputs": "output_overlaps_inputs"}
@@ -93,6 +115,7 @@ class RunState(dict):
             value = getattr(self, name)
             if value is not None and value != [] and value != {}:
                 yield name, value
+        yield from self.facts.items()
         yield from dict.items(self)
 
     def keys(self):
@@ -113,4 +136,4 @@ class RunState(dict):
         return f"RunState({dict(self.items())!r})"
 
 
-_NAMES = tuple(f.name for f in fields(RunState))
+_NAMES = tuple(f.name for f in fields(RunState) if f.name not in ("facts", "_typed"))

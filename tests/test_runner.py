@@ -201,3 +201,30 @@ def test_step_seconds_exclude_upstream_time(tmp_path):
     summary = run_plan(plan, pm, show_progress=False)
     assert summary["steps"]["slow"]["seconds"] >= 0.29
     assert summary["steps"]["sink"]["seconds"] < 0.1
+
+
+def test_run_state_keeps_plugin_values_by_type_and_facts_for_the_summary():
+    from dataclasses import dataclass
+
+    from colorbatch.api import RunState
+
+    @dataclass
+    class Settings:
+        crf: int = 18
+
+    class Finer(Settings):
+        pass
+
+    state = RunState()
+    assert state.find(Settings) is None
+    kept = state.put(Settings(20))
+    assert state.find(Settings) is kept and state.find(Settings).crf == 20
+    state.put(Settings(22))  # one per class: the later one wins
+    assert state.find(Settings).crf == 22
+    fresh = RunState()
+    fresh.put(Finer(5))
+    assert fresh.find(Settings).crf == 5  # a subclass is found by its base
+    state.facts["watch_done"] = 27
+    state.model_id = "m@1"
+    assert state.plain() == {"model_id": "m@1", "watch_done": "27"}
+    assert "Settings" not in repr(state.plain())

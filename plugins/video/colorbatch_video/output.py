@@ -175,7 +175,7 @@ class VideoOutput:
             )
 
     def _model_id(self):
-        return self.ctx.state.get("model_id") if self.ctx is not None else None
+        return self.ctx.state.model_id if self.ctx is not None else None
 
     # ---- resume -----------------------------------------------------------------
     def _record(self, target: Path) -> dict | None:

@@ -4,7 +4,7 @@ The core ``save`` step knows nothing about codecs, so the video output reads
 its settings, later ones winning, from: the defaults below; environment
 variables ``COLORBATCH_VIDEO_<FIELD>`` (e.g. ``COLORBATCH_VIDEO_CRF=20``,
 ``COLORBATCH_VIDEO_SMOOTH=false``); a ``video_options`` step placed before
-``save`` in a recipe (``ctx.state["video_options"]``).
+``save`` in a recipe (it keeps its options in the run state: ``ctx.state.find(VideoSettings)``).
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from colorbatch.api import ColorbatchError
 
-STATE_KEY = "video_options"
 ENV_PREFIX = "COLORBATCH_VIDEO_"
 
 
@@ -68,7 +67,8 @@ def resolve(ctx=None) -> VideoSettings:
         raise ColorbatchError(
             f"{ENV_PREFIX}{field.upper()}={data.get(field)!r}: {err.get('msg', 'invalid value')}"
         ) from None
-    step_opts = (ctx.state.get(STATE_KEY) if ctx is not None else None) or {}
+    given = ctx.state.find(VideoSettings) if ctx is not None else None
+    step_opts = given.model_dump(exclude_unset=True) if given is not None else {}
     if step_opts:
         merged = {**settings.model_dump(), **step_opts}
         settings = VideoSettings(**merged)

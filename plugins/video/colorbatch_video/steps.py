@@ -19,7 +19,7 @@ from colorbatch.api import ColorbatchError, ItemError
 from colorbatch.api import ItemStep, Step, StepDef
 
 from colorbatch_video import lab
-from colorbatch_video.settings import STATE_KEY, VideoSettings
+from colorbatch_video.settings import VideoSettings
 
 FRAME_PATTERN = "frame_{:06d}.png"
 INFO_FILE = "video.json"
@@ -32,7 +32,7 @@ INFO_FILE = "video.json"
 class _VideoOptionsStep(Step):
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        ctx.state[STATE_KEY] = options.model_dump(exclude_unset=True)
+        ctx.state.put(options)  # a VideoSettings: the video output finds it by its type
 
     def run(self, items):
         yield from items

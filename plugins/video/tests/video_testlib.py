@@ -91,7 +91,7 @@ class _FakeColorize(ItemStep):
 
     def __init__(self, options, ctx):
         super().__init__(options, ctx)
-        ctx.state["model_id"] = "fake-model"
+        ctx.state.model_id = "fake-model"
 
     def process(self, item):
         from colorbatch_video import lab

@@ -133,7 +133,7 @@ def run_watch(
                                 report_load_errors, verbose)
 
     from colorbatch_watch.session import WatchSession
-    from colorbatch_watch.source import SESSION_KEY, STATE_KEY, WatchConfig
+    from colorbatch_watch.source import WatchConfig
 
     if settle < 0 or rescan <= 0:
         raise ColorbatchError("--settle must be >= 0 and --rescan > 0 (seconds)")
@@ -175,8 +175,8 @@ def run_watch(
                              status=status)
         ctx = RunContext(plan, pm, console=console, show_progress=False, json_mode=json_out,
                          verbose=verbose(), write_run_files=plan.run_dir is not None)
-        ctx.state[STATE_KEY] = config
-        ctx.state[SESSION_KEY] = session
+        ctx.state.put(config)
+        ctx.state.put(session)
         if not json_out:
             mode = "once" if once else ("polling" if poll else "file events")
             console.print(f"watching {input} -> {out} ({mode}, settle {settle:g} s); Ctrl-C to stop",

@@ -10,10 +10,11 @@ from colorbatch.api import hookimpl
 
 
 def _session(run):
-    from colorbatch_watch.source import SESSION_KEY
+    """The run's live watch session (None when the run watches nothing)."""
+    from colorbatch_watch.session import WatchSession
 
-    state = getattr(run, "state", None)
-    return state.get(SESSION_KEY) if isinstance(state, dict) else None
+    find = getattr(getattr(run, "state", None), "find", None)
+    return find(WatchSession) if find is not None else None
 
 
 @hookimpl

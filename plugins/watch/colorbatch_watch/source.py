@@ -6,7 +6,7 @@ under the folder (those there at start, then each new or replaced one) and a
 flush marker whenever it has nothing ready, so that a batching step processes
 what it holds instead of waiting for a full batch.
 
-Settings come from the ``colorbatch watch`` command (``ctx.state["watch"]``)
+Settings come from the ``colorbatch watch`` command (a ``WatchConfig`` in the run state)
 or, in a recipe, from the load step's ``source_options`` table (validated by
 :class:`SourceOptions`): ``settle`` (seconds, default 2), ``poll`` (polling
 observer, for network shares), ``poll_interval``, ``rescan`` (seconds between
@@ -30,9 +30,6 @@ from colorbatch.api import Item, flush_marker
 
 from colorbatch_watch.files import FileKey, PathFilter, SettleTracker
 from colorbatch_watch.session import WatchSession, output_writable
-
-STATE_KEY = "watch"  # ctx.state[STATE_KEY]: a WatchConfig set by the command
-SESSION_KEY = "_watch_session"  # ctx.state[SESSION_KEY]: the live WatchSession
 
 EVENT_QUEUE_SIZE = 10000  # events beyond this are dropped and a rescan is scheduled
 
@@ -112,9 +109,9 @@ def enumerate_watch(source, options, ctx):
     if not root.is_dir():
         raise ColorbatchError(f"{root}: not a folder; the watch source needs a folder to watch")
     root = root.resolve()
-    state = getattr(ctx, "state", {})
-    config = state.get(STATE_KEY)
-    if not isinstance(config, WatchConfig):
+    state = ctx.state
+    config = state.find(WatchConfig)  # set by the command; else the recipe's options, else the environment
+    if config is None:
         given = getattr(options, "source_options", None)
         if given is not None and hasattr(given, "model_dump"):
             config = WatchConfig(**given.model_dump())
@@ -123,10 +120,9 @@ def enumerate_watch(source, options, ctx):
     outs = _output_folders(ctx)
     if root in outs:
         raise ColorbatchError(f"{root}: the output folder cannot be the watched folder; pick another --out")
-    session = state.get(SESSION_KEY)
-    if not isinstance(session, WatchSession):
-        session = WatchSession(root, outs[0] if outs else None, retry_failed=config.retry_failed)
-        state[SESSION_KEY] = session
+    session = state.find(WatchSession)
+    if session is None:
+        session = state.put(WatchSession(root, outs[0] if outs else None, retry_failed=config.retry_failed))
     session.ctx = ctx
     watcher = FolderWatcher(root, config, session, exclude=outs)
     session.watcher = watcher
@@ -374,11 +370,8 @@ class FolderWatcher:
             s.close()
 
     def _publish(self, ctx) -> None:
-        """Keep counters in ctx.state so run.json's summary carries them."""
+        """Report the counters as run facts, so run.json's summary carries them."""
         if ctx is None:
             return
         c = self.session.counts
-        ctx.state["watch_done"] = c["done"]
-        ctx.state["watch_failed"] = c["failed"]
-        ctx.state["watch_skipped"] = c["skipped"]
-        ctx.state["watch_retried"] = c["retried"]
+        ctx.state.facts.update({f"watch_{k}": c[k] for k in ("done", "failed", "skipped", "retried")})

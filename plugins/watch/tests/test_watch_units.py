@@ -10,9 +10,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from colorbatch.api import RunState
 from colorbatch_watch.files import FileKey, PathFilter, SettleTracker, is_candidate_name
 from colorbatch_watch.session import LOG_NAME, WatchSession, output_writable, read_failures
-from colorbatch_watch.source import SESSION_KEY, STATE_KEY, WatchConfig, enumerate_watch
+from colorbatch_watch.source import WatchConfig, enumerate_watch
 
 
 # --------------------------------------------------------------------------- #
@@ -167,7 +168,8 @@ class FakeRun:
         self.outputs: dict[str, int] = {}
         self.failed: list[str] = []
         self.markers = 0
-        self.state = {STATE_KEY: WatchConfig(**{"settle": 0.5, "rescan": 0.5, **config})}
+        self.state = RunState()
+        self.state.put(WatchConfig(**{"settle": 0.5, "rescan": 0.5, **config}))
         self.plan = SimpleNamespace(steps=[SimpleNamespace(options=SimpleNamespace(out=str(out)))])
         self.thread = None
         self.error = None
@@ -184,7 +186,7 @@ class FakeRun:
 
     @property
     def session(self) -> WatchSession:
-        return self.state[SESSION_KEY]
+        return self.state.find(WatchSession)
 
     def _loop(self):
         try:
@@ -212,7 +214,7 @@ class FakeRun:
 
     def stop(self, timeout=10):
         if self.thread is not None:
-            while SESSION_KEY not in self.state:
+            while self.state.find(WatchSession) is None:
                 time.sleep(0.01)
             self.session.request_stop()
             self.thread.join(timeout)
@@ -314,7 +316,7 @@ def test_polling_mode_and_a_folder_moved_in(tmp_path):
     root, out = tmp_path / "in", tmp_path / "out"
     root.mkdir()
     run = FakeRun(root, out, poll=True, poll_interval=0.2, rescan=60).start()
-    assert wait_for(lambda: SESSION_KEY in run.state)
+    assert wait_for(lambda: run.state.find(WatchSession) is not None)
     staging = tmp_path / "staging" / "album"
     staging.mkdir(parents=True)
     for i in range(3):
