@@ -201,6 +201,7 @@ def load_checkpoint(path, device="cpu", pm=None):
         widths=arch.get("widths"),
         out_stride=arch.get("out_stride"),
         head=arch.get("head"),
+        hints=bool(arch.get("hints")),
     )
     try:
         from safetensors.torch import load_file

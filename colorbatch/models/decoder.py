@@ -31,7 +31,7 @@ def _classes():
                              nn.ReLU(inplace=True))
 
     class UNetDecoder(nn.Module):
-        def __init__(self, channels, strides, widths=DEFAULT_WIDTHS, out_stride=2, head="regress"):
+        def __init__(self, channels, strides, widths=DEFAULT_WIDTHS, out_stride=2, head="regress", hints=False):
             super().__init__()
             if out_stride not in strides:
                 raise ValueError(f"out_stride {out_stride} is not one of the encoder strides {strides}")
@@ -53,6 +53,18 @@ def _classes():
             )
             self.fuse = nn.ModuleList([conv_bn_relu(widths[i], widths[i], 3) for i in range(self.n_stages)])
             self.head_kind = head
+            self.accepts_hints = bool(hints)
+            if hints:  # see colorbatch.models.hints; zero-initialised so hints start as a no-op
+                from colorbatch.models.hints import GLOBAL_DIM
+
+                self.hint_local = nn.ModuleList(
+                    [nn.Conv2d(3, widths[i], 3, padding=1) for i in range(self.n_stages)])
+                self.hint_global = nn.Sequential(nn.Linear(GLOBAL_DIM, 128), nn.ReLU(inplace=True),
+                                                 nn.Linear(128, sum(widths[:self.n_stages])))
+                for m in list(self.hint_local) + [self.hint_global[-1]]:
+                    nn.init.zeros_(m.weight)
+                    nn.init.zeros_(m.bias)
+                self._stage_widths = list(widths[:self.n_stages])
             if head == "classify":
                 from colorbatch.models.bins import NBINS
 
@@ -62,17 +74,33 @@ def _classes():
             else:
                 raise ValueError(f"unknown head {head!r} (regress or classify)")
 
-        def features(self, feats):
+        def _hint_terms(self, hints, i, like):
+            """What hints add to stage ``i`` (shaped like ``like``), or 0."""
+            if hints is None or not self.accepts_hints:
+                return 0
+            from colorbatch.models.hints import pool_local
+
+            add = 0
+            if hints.mask is not None:
+                add = self.hint_local[i](pool_local(hints.ab, hints.mask, like.shape[-2:]).to(like.dtype))
+            if hints.glob is not None:
+                g = self.hint_global(hints.glob.to(like.dtype))
+                lo = sum(self._stage_widths[:i])
+                add = add + g[:, lo:lo + like.shape[1], None, None]
+            return add
+
+        def features(self, feats, hints=None):
             feats = list(reversed(feats))
-            x = self.fuse[0](self.lateral[0](feats[0]))
+            x0 = self.lateral[0](feats[0])
+            x = self.fuse[0](x0 + self._hint_terms(hints, 0, x0))
             for i in range(1, self.n_stages):
                 skip = self.lateral[i](feats[i])
                 x = F.interpolate(self.reduce[i - 1](x), size=skip.shape[-2:], mode="bilinear",
                                   align_corners=False)
-                x = self.fuse[i](x + skip)
+                x = self.fuse[i](x + skip + self._hint_terms(hints, i, skip))
             return x
 
-        def logits(self, feats, sample: int = 0):
+        def logits(self, feats, sample: int = 0, hints=None):
             """classify head: (B, NBINS, h, w) bin logits at ``out_stride``.
 
             ``sample`` > 0 (training): the head runs on that many random positions per
@@ -81,7 +109,7 @@ def _classes():
             positions teach nearly the same thing (after Larsson et al.'s sparse
             hypercolumn training).
             """
-            x = self.features(feats)
+            x = self.features(feats, hints)
             if not sample or sample >= x.shape[-2] * x.shape[-1]:
                 return self.head(x)
             B, C, h, w = x.shape
@@ -89,8 +117,8 @@ def _classes():
             xs = x.flatten(2).gather(2, pos[:, None, :].expand(-1, C, -1))
             return self.head(xs[..., None]), pos, (h, w)
 
-        def forward(self, feats, size, temperature: float = 1.0):
-            x = self.head(self.features(feats))
+        def forward(self, feats, size, temperature: float = 1.0, hints=None):
+            x = self.head(self.features(feats, hints))
             if self.head_kind == "classify":
                 from colorbatch.models.bins import expected_ab
 
@@ -111,7 +139,7 @@ def _classes():
             super().__init__()
             self.encoder = encoder
             self.decoder = UNetDecoder(encoder.channels, encoder.strides, widths, out_stride,
-                                       head=arch.get("head", "regress"))
+                                       head=arch.get("head", "regress"), hints=bool(arch.get("hints")))
             self.arch = arch
             self.multiple = max(encoder.strides)
 
@@ -126,6 +154,21 @@ def _classes():
             return self
 
         @property
+        def accepts_hints(self) -> bool:
+            return self.decoder.accepts_hints
+
+        def _check_hints(self, hints):
+            if hints is None or hints.empty:
+                return None
+            if not self.accepts_hints:
+                from colorbatch.errors import ColorbatchError
+
+                raise ColorbatchError(
+                    f"this model ({self.arch.get('name', '?')}) takes no colour hints: use a hint-aware model "
+                    "(the shipped default, or one trained with hints = true) or drop --hints/--reference")
+            return hints
+
+        @property
         def head(self) -> str:
             return self.decoder.head_kind
 
@@ -138,17 +181,21 @@ def _classes():
                 return F.pad(L01, (0, pw, 0, ph), mode=mode)
             return L01
 
-        def forward(self, L01, temperature: float = 1.0, logits: bool = False, sample: int = 0):
+        def forward(self, L01, temperature: float = 1.0, logits: bool = False, sample: int = 0, hints=None):
             """a*b*/128 at the input size; ``logits=True`` (classify head, training): the
             bin logits at ``out_stride`` instead (input sizes: multiples of 32; ``sample``:
-            see ``UNetDecoder.logits``)."""
+            see ``UNetDecoder.logits``). ``hints``: a :class:`colorbatch.models.hints.Hints`
+            at the input size (refused by a model without hint inputs)."""
+            hints = self._check_hints(hints)
             if logits:
                 if self.head != "classify":
                     raise ValueError("logits=True needs a model with the classify head")
-                return self.decoder.logits(self.encoder(L01), sample)
+                return self.decoder.logits(self.encoder(L01), sample, hints)
             h, w = L01.shape[-2:]
             x = self._pad(L01)
-            ab = self.decoder(self.encoder(x), x.shape[-2:], temperature)
+            if hints is not None:
+                hints = hints.pad(x.shape[-1] - w, x.shape[-2] - h)
+            ab = self.decoder(self.encoder(x), x.shape[-2:], temperature, hints)
             if x.shape[-2:] != (h, w):
                 ab = ab[..., :h, :w]
             return ab

@@ -60,8 +60,9 @@ def validate_sidecar(meta: dict, json_file: str | Path) -> dict:
     for key in ("name", "head", "encoder_weights"):
         if key in arch and arch[key] is not None and not isinstance(arch[key], str):
             raise _bad(json_file, f"model.{key}", "text", arch[key])
-    if "freeze_encoder" in arch and not isinstance(arch["freeze_encoder"], bool):
-        raise _bad(json_file, "model.freeze_encoder", "true or false", arch["freeze_encoder"])
+    for key in ("freeze_encoder", "hints"):
+        if key in arch and not isinstance(arch[key], bool):
+            raise _bad(json_file, f"model.{key}", "true or false", arch[key])
     widths = arch.get("widths")
     if widths is not None and not (
         isinstance(widths, list)

@@ -108,3 +108,36 @@ def beats_current(self, path: Path) -> bool:
                      f"which colorize keeps using; this run's model is in {self.ckpt_dir}")
     return better
 
+
+
+def init_weights(model, source: str) -> str:
+    """Load a checkpoint's tensors into ``model`` (before training) -> a line for the log.
+
+    ``source`` is a checkpoint path or ``shipped``. The architectures must agree
+    except for tensors only ``model`` has (new hint inputs keep their zero
+    initialisation) and encoder tensors the checkpoint left to its weights package.
+    """
+    from safetensors.torch import load_file
+
+    from colorbatch.errors import ColorbatchError
+    from colorbatch.models.checkpoint import read_meta, shipped_model
+    from colorbatch.models.validate import check_tensors
+
+    path = shipped_model() if source == "shipped" else Path(source).expanduser()
+    if path is None or not Path(path).is_file():
+        raise ColorbatchError(f"train: init_from {source!r}: no such checkpoint (a .safetensors path or 'shipped')")
+    path = Path(path).with_suffix(".safetensors")
+    meta = read_meta(path)
+    if meta["model"].get("head", "regress") != model.arch.get("head") or meta["model"]["encoder"] != model.arch["encoder"]:
+        raise ColorbatchError(
+            f"train: init_from {path}: its model ({meta['model'].get('encoder')}, head {meta['model'].get('head')}) "
+            f"differs from the one being trained ({model.arch['encoder']}, head {model.arch.get('head')})")
+    state = load_file(str(path), device="cpu")
+    check_tensors(state, path)
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k not in own or tuple(own[k].shape) != tuple(v.shape)]
+    if bad:
+        raise ColorbatchError(f"train: init_from {path}: tensor {bad[0]} does not fit the model being trained")
+    model.load_state_dict(state, strict=False)
+    fresh = [k for k in own if k not in state and not k.startswith("encoder.")]
+    return f"train: started from {path.name} ({len(state)} tensors; {len(fresh)} new ones keep their initialisation)"

@@ -100,7 +100,12 @@ class Trainer:
         torch.manual_seed(o.seed)
         self.classify = o.loss == "classify"
         model = build_model(o.model, o.encoder_weights, o.freeze_encoder, pm=self.ctx.pm,
-                            head="classify" if self.classify else "regress", out_stride=o.out_stride)
+                            head="classify" if self.classify else "regress", out_stride=o.out_stride,
+                            hints=o.hints)
+        if o.init_from:
+            from colorbatch.training.finish import init_weights
+
+            self.ctx.log(init_weights(model, o.init_from))
         model.to(self.device)
         if self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
@@ -346,6 +351,13 @@ class Trainer:
             self._restore_signals()
         return self._finish()
 
+    def _simulated_hints(self, target):
+        """Hints simulated from the truth for this step (a pure function of seed and step)."""
+        from colorbatch.models.hints import simulate
+
+        g = torch.Generator().manual_seed(int(self.o.seed) * 1_000_003 + self.step * 7919 + self.rank)
+        return simulate(target, g, p_none=self.o.hint_p_none, p_global=self.o.hint_p_global)
+
     def _epochs(self) -> None:
         o = self.o
         ds = ColorDataset(self.train_sources, o.size, train=True, gray_threshold=o.gray_threshold,
@@ -369,8 +381,10 @@ class Trainer:
                 if dummy:  # every DDP rank must take part in each step
                     rgb = torch.zeros(1, 3, o.size, o.size)
                 L01, target = self._lab(rgb)
+                kw = {"hints": self._simulated_hints(target)} if o.hints else {}
                 with amp:
-                    pred = self.net(L01, logits=True, sample=o.sample_pixels) if self.classify else self.net(L01)
+                    pred = (self.net(L01, logits=True, sample=o.sample_pixels, **kw) if self.classify
+                            else self.net(L01, **kw))
                 pred = tuple(pred) if isinstance(pred, (tuple, list)) else pred.float()
                 loss = self.loss_fn(pred, target) * (0.0 if dummy else 1.0)
                 self.opt.zero_grad(set_to_none=True)

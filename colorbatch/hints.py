@@ -1,0 +1,173 @@
+"""Colour hint files: what the user says the colours are, per image.
+
+A hint file is JSON, ``NAME.hints.json`` beside the image (``photo.jpg`` ->
+``photo.hints.json``) or in a folder given by ``--hints DIR`` that mirrors the
+input tree::
+
+    {
+      "version": 1,
+      "points": [
+        {"x": 120, "y": 80, "radius": 6, "color": "#1f3a93"},
+        {"x": 0.5, "y": 0.25, "color": "navy"},
+        {"x": 40, "y": 300, "color": [200, 30, 30]}
+      ],
+      "reference": "ref.jpg"
+    }
+
+``x``/``y``: numbers written with a decimal point from 0.0 to 1.0 are fractions of
+the width/height; all other numbers are pixels of the original (0 = left/top).
+``radius`` (pixels of the original, default 3) is the area the colour applies to.
+``color``: ``#rrggbb`` (or ``#rgb``), an sRGB triplet 0-255, or a CSS colour name.
+Only the chroma (a*b*) of a hint is used: the image's own lightness stays.
+``reference`` (optional): a colour photo, relative to the hint file, whose colour
+distribution is a global hint for this image (``--reference`` gives one for a
+whole run). The JSON Schema is ``docs/hints.schema.json`` (``colorbatch.hints.json_schema()``).
+Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import List, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from colorbatch.errors import ColorbatchError
+
+SUFFIX = ".hints.json"
+DEFAULT_RADIUS = 3.0
+MAX_POINTS = 10_000
+
+
+class HintPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    x: Union[int, float] = Field(description="Column: pixels, or a fraction 0.0-1.0 (written with a decimal point) of the width.")
+    y: Union[int, float] = Field(description="Row: pixels, or a fraction 0.0-1.0 (written with a decimal point) of the height.")
+    radius: float = Field(DEFAULT_RADIUS, ge=0, le=10_000, description="Pixels of the original around (x, y).")
+    color: Union[str, List[int]] = Field(description="#rrggbb, #rgb, [r, g, b] (0-255) or a CSS colour name.")
+
+    @field_validator("x", "y")
+    @classmethod
+    def _coordinate(cls, v):
+        if isinstance(v, bool):
+            raise ValueError("expected a number")
+        if v < 0:
+            raise ValueError("must not be negative")
+        return v
+
+    @field_validator("color")
+    @classmethod
+    def _colour(cls, v):
+        parse_colour(v)
+        return v
+
+
+class HintFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = Field(1, description="Format version (1).")
+    points: List[HintPoint] = Field(default_factory=list, max_length=MAX_POINTS, description="Point hints.")
+    reference: Optional[str] = Field(None, description="A colour photo (relative to this file) used as a global hint.")
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v):
+        if v != 1:
+            raise ValueError("only version 1 is known")
+        return v
+
+
+def parse_colour(v) -> tuple[int, int, int]:
+    """``#rrggbb`` / ``#rgb`` / [r, g, b] / CSS name -> an sRGB triplet 0-255."""
+    if isinstance(v, list):
+        if len(v) != 3 or not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in v):
+            raise ValueError("an sRGB triplet is three whole numbers from 0 to 255")
+        return int(v[0]), int(v[1]), int(v[2])
+    if not isinstance(v, str) or not v.strip():
+        raise ValueError("expected #rrggbb, [r, g, b] or a CSS colour name")
+    from PIL import ImageColor
+
+    s = v.strip()
+    if s.startswith("#") and len(s) not in (4, 7):
+        raise ValueError(f"{s!r}: a hex colour is #rgb or #rrggbb")
+    try:
+        rgb = ImageColor.getrgb(s)
+    except ValueError:
+        raise ValueError(f"{s!r} is not a colour (use #rrggbb, [r, g, b] or a CSS colour name such as navy)") from None
+    return tuple(int(c) for c in rgb[:3])
+
+
+def _where(exc: ValidationError) -> str:
+    e = exc.errors()[0]
+    loc = ".".join(str(p) for p in e.get("loc", ())) or "(top level)"
+    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"field {loc}: {msg}"
+
+
+def load(path: str | Path) -> HintFile:
+    """Read and check one hint file; a bad one raises one ColorbatchError naming file and field."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ColorbatchError(f"hints {path}: cannot read it ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise ColorbatchError(f"hints {path}: not valid JSON{where}; see docs/hints.md for the format") from None
+    if not isinstance(raw, dict):
+        raise ColorbatchError(f"hints {path}: expected a JSON object with \"points\"; see docs/hints.md")
+    try:
+        return HintFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ColorbatchError(f"hints {path}: {_where(exc)}") from None
+
+
+def find(image: str | Path, hints_dir: str | Path | None = None, root: str | Path | None = None) -> Path | None:
+    """The hint file of ``image``: in ``hints_dir`` (mirroring the tree under ``root``) or beside it."""
+    image = Path(image)
+    if hints_dir is not None:
+        rel = image.name
+        if root is not None:
+            try:
+                rel = str(image.relative_to(root))
+            except ValueError:
+                rel = image.name
+        p = Path(hints_dir) / Path(rel).with_name(Path(rel).stem + SUFFIX)
+        return p if p.is_file() else None
+    p = image.with_name(image.stem + SUFFIX)
+    return p if p.is_file() else None
+
+
+def points_in_pixels(hints: HintFile, width: int, height: int) -> list[tuple[float, float, float, tuple[int, int, int]]]:
+    """(x, y, radius, rgb) per point in pixels of a ``width`` x ``height`` original."""
+    out = []
+    for p in hints.points:
+        x = p.x * (width - 1) if isinstance(p.x, float) and p.x <= 1.0 else float(p.x)
+        y = p.y * (height - 1) if isinstance(p.y, float) and p.y <= 1.0 else float(p.y)
+        out.append((x, y, float(p.radius), parse_colour(p.color)))
+    return out
+
+
+def digest(hints: HintFile | None, reference: str | Path | None = None) -> str:
+    """A short hash of the hints and reference that shape an output (for provenance and resume)."""
+    if hints is None and reference is None:
+        return ""
+    h = hashlib.sha256()
+    if hints is not None:
+        h.update(hints.model_dump_json().encode())
+    if reference is not None:
+        try:
+            h.update(hashlib.sha256(Path(reference).read_bytes()).digest())
+        except OSError:
+            h.update(str(reference).encode())
+    return h.hexdigest()[:12]
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a hint file (written to docs/hints.schema.json)."""
+    s = HintFile.model_json_schema()
+    s["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    s["title"] = "colorbatch hint file"
+    return s

@@ -1,0 +1,200 @@
+"""Colour hints as network inputs: local point hints and a global (reference) hint.
+
+After Zhang et al. 2017 ("Real-Time User-Guided Image Colorization with Learned
+Deep Priors"), adapted to a frozen encoder: the hints enter the *decoder*.
+
+Local hints   ``ab`` (B, 2, H, W) a*b*/128 at hinted pixels (0 elsewhere) and
+              ``mask`` (B, 1, H, W) 1 where a hint is given, at the network's
+              input resolution. Each decoder stage sees them pooled to its
+              stride: the mean hint colour in the cell and whether the cell holds
+              a hint (:func:`pool_local`), through a zero-initialised 3x3 conv.
+Global hint   ``glob`` (B, GLOBAL_DIM): an 8 x 8 histogram of a*b* (32-unit
+              cells, weighted by chroma so gray pixels say little), the mean
+              chroma/128 and a presence flag (:func:`global_hint`), through a
+              small MLP whose zero-initialised output biases every stage.
+
+Zero initialisation means a hint-aware decoder starts out exactly as the
+automatic one, so it can be fine-tuned from an automatic model. Training
+simulates hints from the truth (:func:`simulate`): often none, so the automatic
+result does not get worse. torch is imported lazily.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+GLOBAL_GRID = 8
+GLOBAL_DIM = GLOBAL_GRID * GLOBAL_GRID + 2
+
+
+@dataclass
+class Hints:
+    """Hint tensors for one batch; any part may be None (= not given)."""
+
+    ab: Any = None       # (B, 2, H, W) a*b*/128
+    mask: Any = None     # (B, 1, H, W) in {0, 1}
+    glob: Any = None     # (B, GLOBAL_DIM)
+
+    @property
+    def empty(self) -> bool:
+        return self.mask is None and self.glob is None
+
+    def pad(self, pw: int, ph: int) -> "Hints":
+        """Zero-pad the local maps on the right/bottom (as the network pads L*)."""
+        import torch.nn.functional as F
+
+        if self.mask is None or not (pw or ph):
+            return self
+        return Hints(F.pad(self.ab, (0, pw, 0, ph)), F.pad(self.mask, (0, pw, 0, ph)), self.glob)
+
+    def to(self, device, dtype=None) -> "Hints":
+        def mv(t):
+            return None if t is None else t.to(device=device, dtype=dtype or t.dtype)
+
+        return Hints(mv(self.ab), mv(self.mask), mv(self.glob))
+
+
+def pool_local(ab, mask, size):
+    """(B, 3, h, w): per cell of ``size``, the mean hint a*b*/128 and the presence (0/1)."""
+    import torch
+    import torch.nn.functional as F
+
+    m = F.adaptive_avg_pool2d(mask.float(), size)
+    s = F.adaptive_avg_pool2d(ab.float() * mask.float(), size)
+    present = (m > 0).to(s.dtype)
+    mean = s / m.clamp(min=1e-8) * present
+    return torch.cat((mean, present), 1)
+
+
+def global_hint(ab128, weight=None):
+    """(B, 2, H, W) a*b*/128 of a reference -> (B, GLOBAL_DIM) global hint vectors.
+
+    ``weight`` (B, 1, H, W) optionally restricts which pixels count.
+    """
+    import torch
+
+    ab = ab128.float().flatten(2)  # B, 2, N
+    B = ab.shape[0]
+    chroma = ab.pow(2).sum(1).sqrt()  # B, N
+    w = chroma.clone()
+    if weight is not None:
+        w = w * weight.float().flatten(2)[:, 0]
+    idx = ((ab.clamp(-0.999, 0.999) + 1.0) * (GLOBAL_GRID / 2.0)).long()  # 0..GRID-1
+    flat = idx[:, 0] * GLOBAL_GRID + idx[:, 1]
+    hist = torch.zeros(B, GLOBAL_GRID * GLOBAL_GRID, device=ab.device)
+    hist.scatter_add_(1, flat, w)
+    hist = hist / hist.sum(1, keepdim=True).clamp(min=1e-8)
+    n = (weight.float().flatten(2)[:, 0].sum(1) if weight is not None else torch.full((B,), float(ab.shape[2]),
+                                                                                        device=ab.device))
+    mean_chroma = (chroma * (weight.float().flatten(2)[:, 0] if weight is not None else 1.0)).sum(1) / n.clamp(min=1)
+    return torch.cat((hist, mean_chroma[:, None], torch.ones(B, 1, device=ab.device)), 1)
+
+
+def points_to_maps(points, shape, device=None):
+    """Rasterise point hints onto (B, 2, H, W) / (B, 1, H, W) maps.
+
+    ``points``: per image, a list of ``(y, x, radius, a128, b128)`` in pixels of the
+    map (radius 0 = one pixel). Later points overwrite earlier ones.
+    """
+    import torch
+
+    B, H, W = shape
+    ab = torch.zeros(B, 2, H, W, device=device)
+    mask = torch.zeros(B, 1, H, W, device=device)
+    for i, pts in enumerate(points):
+        for y, x, r, a, b in pts:
+            r = max(0, int(round(r)))
+            y0, y1 = max(0, int(round(y)) - r), min(H, int(round(y)) + r + 1)
+            x0, x1 = max(0, int(round(x)) - r), min(W, int(round(x)) + r + 1)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            ab[i, 0, y0:y1, x0:x1] = a
+            ab[i, 1, y0:y1, x0:x1] = b
+            mask[i, 0, y0:y1, x0:x1] = 1.0
+    return ab, mask
+
+
+def simulate_points(target, counts, generator=None, max_radius: int = 4):
+    """Point hints drawn from the truth: per image ``counts[i]`` square patches at random
+    places, each with the patch's mean a*b* (Zhang et al.'s simulated user).
+
+    ``target`` (B, 2, H, W) a*b*/128 -> list of per-image point lists for :func:`points_to_maps`.
+    """
+    import torch
+
+    B, _, H, W = target.shape
+    out = []
+    for i in range(B):
+        pts = []
+        for _ in range(int(counts[i])):
+            r = int(torch.randint(0, max_radius + 1, (1,), generator=generator))
+            y = int(torch.randint(0, H, (1,), generator=generator))
+            x = int(torch.randint(0, W, (1,), generator=generator))
+            patch = target[i, :, max(0, y - r):y + r + 1, max(0, x - r):x + r + 1]
+            a, b = patch.float().mean(dim=(1, 2)).tolist()
+            pts.append((y, x, r, a, b))
+        out.append(pts)
+    return out
+
+
+def simulate(target, generator=None, p_none: float = 0.5, mean_points: float = 8.0, max_points: int = 40,
+             p_global: float = 0.2) -> Hints:
+    """Training hints for a batch of true a*b*/128 (B, 2, H, W).
+
+    With probability ``p_none`` an image gets no point hint; otherwise a geometric
+    number of points (mean ``mean_points``, at most ``max_points``). With
+    probability ``p_global`` it gets the global hint of its own truth (the oracle a
+    reference photo approximates).
+    """
+    import torch
+
+    B = target.shape[0]
+    u = torch.rand(B, generator=generator)
+    p = 1.0 / max(1.0, mean_points)
+    geo = torch.floor(torch.log(torch.rand(B, generator=generator).clamp(min=1e-9)) / torch.log(torch.tensor(1 - p)))
+    counts = torch.where(u < p_none, torch.zeros(B), (geo + 1).clamp(max=max_points))
+    ab, mask = points_to_maps(simulate_points(target.detach().cpu(), counts, generator), (B,) + target.shape[-2:])
+    glob = global_hint(target.detach())
+    use = (torch.rand(B, generator=generator) < p_global).to(glob.dtype).to(glob.device)
+    return Hints(ab.to(target.device), mask.to(target.device), glob * use[:, None])
+
+
+def srgb_to_ab128(colours) -> list[tuple[float, float]]:
+    """sRGB triplets 0-255 -> their (a*, b*) / 128."""
+    import numpy as np
+
+    from colorbatch.metrics import rgb_to_lab
+
+    if not colours:
+        return []
+    lab = rgb_to_lab(np.asarray(colours, dtype=np.float32).reshape(1, -1, 3) / 255.0)[0]
+    return [(float(a) / 128.0, float(b) / 128.0) for _, a, b in lab]
+
+
+def reference_hint(rgb):
+    """A colour photo (H x W x 3 float 0-1) -> its (1, GLOBAL_DIM) global hint."""
+    import numpy as np
+    import torch
+
+    from colorbatch.metrics import rgb_to_lab
+
+    rgb = np.asarray(rgb, dtype=np.float32)
+    step = max(1, int(max(rgb.shape[:2]) // 256))
+    lab = rgb_to_lab(rgb[::step, ::step])
+    ab = torch.from_numpy(np.ascontiguousarray(lab[..., 1:])).permute(2, 0, 1)[None] / 128.0
+    return global_hint(ab)
+
+
+def for_image(points_px, original_hw, net_hw, reference=None) -> Hints:
+    """Hints (batch of one, at network size ``net_hw``) for an original of ``original_hw``.
+
+    ``points_px``: (x, y, radius, (r, g, b)) in pixels of the original (see
+    :func:`colorbatch.hints.points_in_pixels`); ``reference``: a (1, GLOBAL_DIM) global hint.
+    """
+    H, W = original_hw
+    h, w = net_hw
+    sy, sx = (h / max(1, H)), (w / max(1, W))
+    ab = srgb_to_ab128([p[3] for p in points_px])
+    pts = [(y * sy, x * sx, r * min(sx, sy), a, b) for (x, y, r, _), (a, b) in zip(points_px, ab)]
+    amap, mask = points_to_maps([pts], (1, h, w)) if pts else (None, None)
+    return Hints(amap, mask, reference)
