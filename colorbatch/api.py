@@ -13,7 +13,8 @@ Errors and exit codes
     ``ImageReadError``, ``ExitCode``, ``one_line``
 Images and files
     ``IMAGE_EXTENSIONS``, ``read_image``, ``decode_item``, ``write_image``,
-    ``L_to_gray``, ``rgb_to_L_np``, ``gray_to_L_np``, ``XYZ_FROM_RGB``,
+    ``L_to_gray``, ``rgb_to_L_np``, ``gray_to_L_np``, ``lab_to_rgb_numpy``,
+    ``lab_to_rgb_keep_L_numpy`` (numpy only, no torch), ``XYZ_FROM_RGB``,
     ``WHITE_D65``, ``atomic_write``, ``atomic_write_bytes``,
     ``atomic_write_text``, ``same_file``, ``pipeline_signature``
 Runs and summaries
@@ -60,6 +61,8 @@ _LAZY = {
     "L_to_gray": ("colorbatch.images", "L_to_gray"),
     "rgb_to_L_np": ("colorbatch.color", "rgb_to_L_np"),
     "gray_to_L_np": ("colorbatch.color", "gray_to_L_np"),
+    "lab_to_rgb_numpy": ("colorbatch.color_numpy", "lab_to_rgb_numpy"),
+    "lab_to_rgb_keep_L_numpy": ("colorbatch.color_numpy", "lab_to_rgb_keep_L_numpy"),
     "XYZ_FROM_RGB": ("colorbatch.color", "XYZ_FROM_RGB"),
     "WHITE_D65": ("colorbatch.color", "WHITE_D65"),
     "atomic_write": ("colorbatch.atomic", "atomic_write"),

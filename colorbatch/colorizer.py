@@ -1,8 +1,10 @@
 """Inference: the network on L* at ``size``, a*b* upsampled onto the full-resolution L*.
 
-:class:`Colorizer` is the library entry point (``predict_ab`` / ``compose``);
-the ``colorize`` step uses the same pieces on a stream, with decoding in
-DataLoader worker processes (:func:`prepare_item`).
+:class:`Colorizer` has one batch API, :meth:`Colorizer.predict_small` (L*/100 at
+network size -> a*b*), and one recombination, :meth:`Colorizer.recombine`; the
+``colorize`` step calls both on a stream, with decoding in DataLoader worker
+processes (:func:`prepare_item`, through :func:`colorbatch.images.decode_L`), and
+the library calls (``predict_ab`` / ``compose`` / ``colorize``) are built on them.
 
 How an image is processed:
 
@@ -22,9 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-L_SCALE = 655.35  # L* (0..100) -> uint16
-TILE_PIXELS = 1 << 21  # pixels per row tile when recombining (~2 MP)
-CPU_TILE_PIXELS = 1 << 16  # pixels per tile of the CPU recombination kernel (fits the caches)
+from colorbatch.images import L_SCALE, quantize_L  # noqa: F401 - re-exported
+from colorbatch.recombine import (  # noqa: F401 - re-exported
+    TILE_PIXELS,
+    compose_full,
+    u16_tensor,
+    upsample_rows,
+)
 
 _MODELS: dict = {}
 _LOCK = threading.Lock()
@@ -36,29 +42,13 @@ def net_shape(h: int, w: int, size: int) -> tuple[int, int]:
     return max(1, int(round(h * s))), max(1, int(round(w * s)))
 
 
-def quantize_L(L: np.ndarray) -> np.ndarray:
-    """float L* (0..100) -> uint16 (L * 655.35), row-chunked to keep temporaries small."""
-    out = np.empty(L.shape, dtype=np.uint16)
-    step = max(1, (1 << 22) // max(1, L.shape[1]))
-    for y in range(0, L.shape[0], step):
-        out[y : y + step] = np.rint(np.clip(L[y : y + step], 0.0, 100.0) * L_SCALE)
-    return out
-
-
-def _u16(arr):
-    """uint16 numpy -> int32 tensor (torch has few uint16 ops)."""
-    import torch
-
-    return torch.from_numpy(np.ascontiguousarray(arr).view(np.int16)).to(torch.int32).bitwise_and_(0xFFFF)
-
-
 def resize_L01(L, shape):
     """L* (H x W numpy float32 or uint16 quantised) -> (1, h, w) float32 tensor L*/100."""
     import torch
     import torch.nn.functional as F
 
     if L.dtype == np.uint16:
-        t = _u16(L)
+        t = u16_tensor(L)
         scale = 100.0 * L_SCALE
     else:
         t = torch.from_numpy(np.ascontiguousarray(L, dtype=np.float32))
@@ -79,127 +69,6 @@ def resize_L01(L, shape):
     if th != h:
         x = F.interpolate(x, size=(th, tw), mode="bilinear", antialias=True, align_corners=False)
     return x[0]
-
-
-def upsample_rows(ab, H: int, W: int, y0: int, y1: int):
-    """Rows [y0, y1) of the bilinear (align_corners=False) upsampling of ``ab``
-    (2, h, w) to (2, H, W), without materialising the whole result."""
-    import torch
-    import torch.nn.functional as F
-
-    h, w = ab.shape[-2:]
-    if y0 == 0 and y1 == H:
-        return F.interpolate(ab[None], size=(H, W), mode="bilinear", align_corners=False)[0]
-    if w != W:
-        ab = F.interpolate(ab[None], size=(h, W), mode="bilinear", align_corners=False)[0]
-    if h == H:
-        return ab[:, y0:y1]
-    ys = (torch.arange(y0, y1, device=ab.device, dtype=torch.float32) + 0.5) * (h / H) - 0.5
-    ys = ys.clamp_(min=0.0)
-    i0 = ys.floor().long().clamp_(max=h - 1)
-    i1 = (i0 + 1).clamp_(max=h - 1)
-    wgt = (ys - i0.float()).view(1, -1, 1)
-    a0 = ab.index_select(1, i0)
-    a1 = ab.index_select(1, i1)
-    return a0 + (a1 - a0) * wgt
-
-
-def compose_full(Lq, ab_small, device, want_ab: bool = True):
-    """Recombine full-resolution L* with low-resolution a*b*/128.
-
-    Lq: H x W uint16 (quantised L*) or float32 L* numpy array.
-    ab_small: (2, h, w) tensor of a*b*/128 at network resolution (any device).
-    Returns (rgb uint8 H x W x 3, ab float32 H x W x 2 or None).
-    """
-    import torch
-
-    from colorbatch.color import lab_to_srgb8_keep_L
-
-    H, W = Lq.shape
-    if torch.device(device).type == "cpu":
-        return _compose_full_cpu(Lq, ab_small, want_ab)
-    rgb = np.empty((H, W, 3), dtype=np.uint8)
-    ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
-    ab_small = ab_small.to(device=device, dtype=torch.float32) * 128.0
-    rows = max(1, TILE_PIXELS // max(1, W))
-    quant = Lq.dtype == np.uint16
-    for y0 in range(0, H, rows):
-        y1 = min(H, y0 + rows)
-        if quant:
-            L = _u16(Lq[y0:y1]).to(device).float().div_(L_SCALE)
-        else:
-            L = torch.from_numpy(np.ascontiguousarray(Lq[y0:y1], dtype=np.float32)).to(device)
-        ab = upsample_rows(ab_small, H, W, y0, y1)
-        rgb[y0:y1] = lab_to_srgb8_keep_L(L, ab[0], ab[1]).cpu().numpy()
-        if want_ab:
-            ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
-    return rgb, ab_full
-
-
-_FY_LUT = None
-
-
-def _fy_Y_luts():
-    """Tables indexed by quantised L* (uint16): fy = (L*+16)/116 and 65535 * Y, Y = f^-1(fy)."""
-    global _FY_LUT
-    if _FY_LUT is None:
-        import torch
-
-        from colorbatch.color import _f_inv
-
-        L = torch.arange(65536, dtype=torch.float64) / L_SCALE
-        fy = (L + 16.0) / 116.0
-        Ys = _f_inv(fy.clone()).clamp_(0.0, 1.0).mul_(65535.0)  # in the units srgb8_from_f takes
-        _FY_LUT = (fy.float().numpy(), Ys.float().numpy())
-    return _FY_LUT
-
-
-def _compose_full_cpu(Lq, ab_small, want_ab: bool):
-    """CPU recombination in row tiles: fy and Y of each pixel by table lookup on the
-    quantised L*, a*/500 and -b*/200 upsampled directly (no separate scaling
-    passes), then :func:`colorbatch.color.srgb8_from_f`."""
-    import torch
-    import torch.nn.functional as F
-
-    from colorbatch.color import srgb8_from_f
-
-    if Lq.dtype != np.uint16:
-        Lq = quantize_L(np.asarray(Lq, dtype=np.float32))
-    H, W = Lq.shape
-    rgb = np.empty((H, W, 3), dtype=np.uint8)
-    ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
-    fy_lut, Y_lut = _fy_Y_luts()
-    ab = ab_small.to(device="cpu", dtype=torch.float32)
-    # a*b*/128 -> (a*/500, -b*/200): f(X) = fy + a*/500, f(Z) = fy - b*/200
-    scale = torch.tensor([128.0 / 500.0, -128.0 / 200.0]).view(2, 1, 1)
-    ab = (ab * scale).contiguous()
-    h, w = ab.shape[-2:]
-    if w != W:  # the width once; rows per tile below
-        ab = F.interpolate(ab[None], size=(h, W), mode="bilinear", align_corners=False)[0]
-    # rows: bilinear (align_corners=False) weights computed once, as upsample_rows does
-    ys = ((torch.arange(H, dtype=torch.float32) + 0.5) * (h / H) - 0.5).clamp_(min=0.0)
-    i0 = ys.floor().long().clamp_(max=h - 1)
-    i1 = (i0 + 1).clamp_(max=h - 1)
-    wy = (ys - i0.float()).view(1, H, 1)
-    # small tiles: the ~20 passes of the kernel stay in the CPU caches
-    rows = max(1, CPU_TILE_PIXELS // max(1, W))
-    for y0 in range(0, H, rows):
-        y1 = min(H, y0 + rows)
-        idx = Lq[y0:y1].astype(np.intp)
-        fy = torch.from_numpy(np.take(fy_lut, idx))
-        Y = torch.from_numpy(np.take(Y_lut, idx))
-        del idx
-        up = ab.index_select(1, i1[y0:y1])
-        up.sub_(a0 := ab.index_select(1, i0[y0:y1])).mul_(wy[:, y0:y1]).add_(a0)
-        del a0
-        if want_ab:
-            ab_full[y0:y1, :, 0] = (up[0] * (500.0 / 1.0)).numpy()
-            ab_full[y0:y1, :, 1] = (up[1] * -200.0).numpy()
-        fx = up[0].add_(fy)
-        fz = up[1].add_(fy)
-        del up
-        rgb[y0:y1] = srgb8_from_f(Y, fx, fz).numpy()
-    return rgb, ab_full
 
 
 def pad_batch(tensors, multiple: int = 32):
@@ -247,6 +116,14 @@ def load_model(path, device):
     return hit
 
 
+def chroma_model_id(model_id: str, chroma) -> str:
+    """The id that outputs and manifests record for a model used at ``chroma`` (the one place the
+    suffix is added): a chroma other than 1 makes other outputs, so ``m@1234`` becomes ``m@1234@chroma0.8``."""
+    from colorbatch.models.checkpoint import colour_strength
+
+    return model_id + colour_strength(None, chroma)[2]
+
+
 class Colorizer:
     """Colorize L* arrays with a checkpoint.
 
@@ -281,8 +158,8 @@ class Colorizer:
         # chroma scale and the id says so, since the outputs differ
         from colorbatch.models.checkpoint import colour_strength
 
-        self.temperature, self.chroma, suffix = colour_strength(self.meta, chroma)
-        self.model_id += suffix
+        self.temperature, self.chroma, _ = colour_strength(self.meta, chroma)
+        self.model_id = chroma_model_id(self.model_id, chroma)
         self.classify = getattr(self.model, "head", "regress") == "classify"
 
     # ---- the network ------------------------------------------------------
@@ -358,14 +235,18 @@ class Colorizer:
             rgb[y0:y1] = out.permute(1, 2, 0).cpu().numpy()
         return rgb
 
-    def colorize(self, L) -> np.ndarray:
-        """One L* array -> uint8 RGB at the same resolution."""
+    def recombine(self, L, pred, want_ab: bool = False):
+        """Full-resolution L* (float32, or uint16 quantised) and one prediction of
+        :meth:`predict_small` -> (uint8 H x W x 3 sRGB, H x W x 2 a*b* when ``want_ab``, else None)."""
         import torch
 
-        small = resize_L01(np.asarray(L, dtype=np.float32), net_shape(*L.shape, self.size))
-        pred = self.predict_small([small])[0]
         with torch.inference_mode():
-            return compose_full(np.asarray(L, dtype=np.float32), pred, self.device, want_ab=False)[0]
+            return compose_full(L, pred, self.device, want_ab=want_ab)
+
+    def colorize(self, L) -> np.ndarray:
+        """One L* array -> uint8 RGB at the same resolution."""
+        L = np.asarray(L, dtype=np.float32)
+        return self.recombine(L, self.predict_small([resize_L01(L, net_shape(*L.shape, self.size))])[0])[0]
 
 
 # --------------------------------------------------------------------------- #
@@ -388,36 +269,20 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -
 
     try:
         rgb = None
-        Lq = None
-        if item.L is None and item.path is not None:
-            # 8-bit files stay uint8, L* by table lookup (no float image)
-            from colorbatch.color import Lq_from_u8
-            from colorbatch.images import note_decoded, read_image
+        if item.L is None:  # the one decode-to-L* path; 8-bit files stay uint8 (L* by table lookup)
+            from colorbatch.images import decode_L
 
-            dec = read_image(item.path, max_pixels=item.meta.get("max_pixels"), raw8=True)
-            note_decoded(item, dec)
-            if dec.pixels.dtype == np.uint8:
-                Lq = Lq_from_u8(dec.pixels)
-                if dec.is_color and want_rgb:
-                    if compact:
-                        rgb = torch.from_numpy(np.array(dec.pixels))  # writable (shared with the main process)
-                    else:
-                        item.rgb = dec.pixels.astype(np.float32)
-                        item.rgb /= 255.0
-            else:  # 16/32-bit, alpha: float pixels, L* as decode_item computes it
-                from colorbatch import color
-
-                if dec.is_color:
+            Lq, dec = decode_L(item, quantised=True)
+            if dec.is_color and want_rgb:
+                if dec.pixels.dtype != np.uint8:
                     item.rgb = dec.pixels
-                    Lq = quantize_L(color.rgb_to_L_np(dec.pixels))
+                elif compact:
+                    rgb = torch.from_numpy(np.array(dec.pixels))  # writable (shared with the main process)
                 else:
-                    Lq = quantize_L(color.gray_to_L_np(dec.pixels))
+                    item.rgb = dec.pixels.astype(np.float32)
+                    item.rgb /= 255.0
             del dec
-        if Lq is None:
-            if item.L is None:
-                from colorbatch.images import decode_item
-
-                decode_item(item)
+        else:
             L = np.asarray(item.L, dtype=np.float32)
             if L.ndim != 2:
                 raise ValueError(f"L* must be H x W, got shape {L.shape}")

@@ -236,7 +236,7 @@ def _delegate(sdef: SourceDef, path: Path, rel: str, root: Path, options, ctx) -
     return items
 
 
-def _glob_root(pattern: str) -> Path:
+def glob_root(pattern: str) -> Path:
     parts = Path(pattern).parts
     fixed = []
     for p in parts:
@@ -285,7 +285,7 @@ def enumerate_files(source, options, ctx) -> list[Item]:
             return _items_for_files(listed, root, options, ctx, explicit=True)
         return _items_for_files([path], path.parent, options, ctx, explicit=True)
     if is_glob(text):
-        root = _glob_root(text)
+        root = glob_root(text)
         matches = sorted(_glob.glob(text, recursive=True))
         files = [Path(m) for m in matches if not os.path.isdir(m)]
         files = [f for f in files if not any(part.startswith(".") for part in f.relative_to(root).parts)] if files else []

@@ -129,3 +129,28 @@ def test_srgb8_fast_path_matches_keep_L():
     got = color.lab_to_srgb8_keep_L(t[0], t[1], t[2])
     assert got.shape == (25, 31, 3) and got.dtype == torch.uint8
     assert (got.int() - ref.int()).abs().max() <= 1
+
+
+def test_numpy_only_helpers_match_the_torch_ones():
+    """colorbatch.color_numpy (what the video plugin uses, no torch) agrees with colorbatch.color."""
+    rng = np.random.default_rng(3)
+    L = rng.uniform(0, 100, (16, 12)).astype(np.float32)
+    ab = rng.uniform(-90, 90, (16, 12, 2)).astype(np.float32)
+    lab = torch.from_numpy(np.concatenate([L[None], np.moveaxis(ab, -1, 0)]))
+    clipped = color.lab_to_rgb(lab).movedim(0, -1).numpy()
+    kept = color.lab_to_rgb_keep_L(lab).movedim(0, -1).numpy()
+    assert np.abs(color.lab_to_rgb_numpy(L, ab) - clipped).max() < 2e-3
+    assert np.abs(color.lab_to_rgb_keep_L_numpy(L, ab) - kept).max() < 2e-3
+
+
+def test_decode_L_is_the_one_path(tmp_path, tiny_image):
+    """decode_item's float L* and the colorizer's quantised L* come from the same decode_L."""
+    from colorbatch.images import L_SCALE, decode_item, decode_L
+    from colorbatch.item import Item
+
+    path = tiny_image(tmp_path / "c.png", size=(20, 14), mode="RGB", seed=1)
+    item = decode_item(Item(id="c", path=path))
+    Lq, dec = decode_L(Item(id="c", path=path), quantised=True)
+    assert Lq.dtype == np.uint16 and dec.pixels.dtype == np.uint8
+    assert np.abs(Lq / L_SCALE - item.L).max() < 0.01
+    assert item.rgb is not None and item.rgb.dtype == np.float32

@@ -7,7 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from colorbatch import color  # noqa: E402
-from colorbatch.colorizer import L_SCALE, _compose_full_cpu, prepare_item, upsample_rows  # noqa: E402
+from colorbatch.colorizer import L_SCALE, prepare_item  # noqa: E402
+from colorbatch.recombine import compose_full_cpu, upsample_rows  # noqa: E402
 from colorbatch.images import read_image  # noqa: E402
 from colorbatch.item import Item  # noqa: E402
 from colorbatch.testing import save_tiny_image  # noqa: E402
@@ -73,7 +74,7 @@ def test_cpu_compose_matches_reference_recombination():
     Lq[:10] = 0  # black rows: the linear piece of f^-1
     ab_small = torch.from_numpy(rng.uniform(-0.9, 0.9, (2, 20, 31)).astype(np.float32))
     with torch.inference_mode():
-        rgb, ab = _compose_full_cpu(Lq, ab_small, want_ab=True)
+        rgb, ab = compose_full_cpu(Lq, ab_small, want_ab=True)
         L = torch.from_numpy(Lq.astype(np.float32) / L_SCALE)
         up = upsample_rows(ab_small * 128.0, H, W, 0, H)
         ref = (color.lab_to_rgb_keep_L(torch.cat((L[None], up))) * 255).round().to(torch.uint8)

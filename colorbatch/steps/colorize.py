@@ -118,9 +118,9 @@ class ColorizeStep(Step):
     # ---- model --------------------------------------------------------------
     def _with_chroma(self, mid: str) -> str:
         """The id outputs and manifests record: a chroma other than 1 makes other outputs."""
-        from colorbatch.models.checkpoint import colour_strength
+        from colorbatch.colorizer import chroma_model_id
 
-        return mid + colour_strength(None, self.options.chroma)[2]
+        return chroma_model_id(mid, self.options.chroma)
 
     def _resolve(self):
         if self.colorizer is not None:
@@ -272,14 +272,12 @@ class ColorizeStep(Step):
     def _compose(self, item, prep, pred):
         """Recombine one item (runs in the helper thread); returns an exception or None."""
         import numpy as np
-        import torch
 
-        from colorbatch.colorizer import L_SCALE, compose_full, unpack_L, unpack_rgb
+        from colorbatch.colorizer import L_SCALE, unpack_L, unpack_rgb
 
         try:
             Lq = unpack_L(prep.pop("Lq"))
-            with torch.inference_mode():
-                rgb, ab = compose_full(Lq, pred, self.colorizer.device, want_ab=self.keep_arrays)
+            rgb, ab = self.colorizer.recombine(Lq, pred, want_ab=self.keep_arrays)
             if self.keep_arrays:
                 item.L = Lq.astype(np.float32)
                 item.L /= L_SCALE

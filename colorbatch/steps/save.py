@@ -32,7 +32,7 @@ class Options(BaseModel):
 
 def _source_roots(ctx) -> list[Path]:
     """Folders the earlier steps read from (any step option named ``source``)."""
-    from colorbatch.sources import _glob_root, ilsvrc_root, is_glob
+    from colorbatch.sources import glob_root, ilsvrc_root, is_glob
 
     roots = []
     current = ctx.current.index if ctx.current is not None else 10**9
@@ -44,7 +44,7 @@ def _source_roots(ctx) -> list[Path]:
             continue
         p = Path(src).expanduser()
         if is_glob(src) and not p.exists():
-            roots.append(_glob_root(src))
+            roots.append(glob_root(src))
         elif p.is_dir():
             roots.append(p)
             found = ilsvrc_root(p)
