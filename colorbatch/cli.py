@@ -1,4 +1,4 @@
-"""The ``colorbatch`` command line.
+"""The ``colorbatch`` command line: its own generic commands (run, validate, steps, plugins) and every plugin's, through the command hook.
 
 Exit codes: 0 ok; 1 some items or a step failed; 2 usage error or invalid
 recipe; 3 internal error (a bug; ``-v`` shows the traceback); 130 interrupted.

@@ -20,11 +20,11 @@ import glob as _glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any, Callable, Iterable
 
 from colorbatch.errors import ColorbatchError
 from colorbatch.item import Item
+from colorbatch.itemlist import ItemList
 
 
 @dataclass
@@ -372,32 +372,6 @@ def _ilsvrc_item(rel: str, data: Path, split: str) -> Item:
     if synset:
         item.meta["synset"] = synset
     return item
-
-
-class ItemList(Sequence):
-    """A lazy, indexable list of items: ids are held, each Item is made on access.
-
-    For very large sources (ILSVRC has 450,000 training images) this keeps the
-    start fast and the memory small; ``len()`` and ``[i]`` work, so it can feed
-    a ``torch.utils.data.DataLoader`` directly.
-    """
-
-    def __init__(self, ids: list[str], make: Callable[[str], Item]):
-        self.ids = ids
-        self.make = make
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return ItemList(self.ids[i], self.make)
-        return self.make(self.ids[i])
-
-    def __iter__(self):
-        make = self.make
-        for rel in self.ids:
-            yield make(rel)
 
 
 FILES = SourceDef(
