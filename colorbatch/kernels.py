@@ -1,0 +1,567 @@
+"""Fused per-pixel CPU kernels (numba): decoded pixels -> L*, and L* + low-resolution
+a*b* -> 8-bit sRGB, each in one pass over the image in row tiles.
+
+The public functions:
+
+- :func:`lstar_from_rgb8` -- L* (float32 H x W, 0..100) of an sRGB image: 8-bit or 16-bit,
+  gray (H x W) or colour (H x W x 3), or float in [0, 1]; ``quantized=True`` gives the
+  colorizer's uint16 form ``round(L* * 655.35)`` (:func:`lq_from_rgb8`).
+- :func:`rgb8_from_lab` -- (H x W x 3) uint8 sRGB from full-resolution L* (float32 or
+  the uint16 quantised form) and a*b* at a lower resolution (h x w x 2, any strides):
+  bilinear upsampling (``align_corners=False``, as ``torch.nn.functional.interpolate``),
+  LAB -> XYZ -> linear sRGB, out-of-gamut colours moved towards the gray of the same
+  luminance (L* is kept, as :func:`colorbatch.color.lab_to_rgb_keep_L` does), sRGB gamma
+  and quantisation by one table lookup. Optionally writes the upsampled a*b* too.
+- :func:`available` -- whether the compiled kernels can run here;
+  :func:`warm_up` -- compile (or load from numba's on-disk cache) ahead of the first image.
+
+No full-size float temporary is made beyond the outputs: each output row is computed
+from the input row and a few small tables. Compilation is cached on disk
+(``cache=True``): only the very first use on a machine pays for it.
+
+Without numba (or with ``COLORBATCH_KERNELS=0``) every function still works: it says so
+once through :mod:`logging` and computes with the torch/numpy reference path of
+:mod:`colorbatch.color` instead.
+
+Threads: numba's ``workqueue`` layer is chosen (unless ``NUMBA_THREADING_LAYER`` is set),
+the one that survives ``fork()`` (DataLoader workers); it is not thread-safe, so parallel
+calls hold a lock and a call that finds it taken runs single-threaded instead. In
+worker processes (one per core) pass ``parallel=False``.
+
+numba is imported on first use only: importing this module is cheap.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+L_SCALE = 655.35  # L* (0..100) -> uint16, as in the colorizer
+
+# CIE constants as in scikit-image (and colorbatch.color)
+_XYZ_FROM_RGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
+)
+_WHITE = np.array([0.95047, 1.0, 1.08883])
+_EPS = 0.008856
+_KAPPA = 7.787
+_F_EPS = 0.2068966
+_SRGB_THR = 0.04045
+_LIN_THR = 0.0031308
+
+_Y_INTERVALS = 8192  # L*(Y) table with linear interpolation: error < 1e-3 L*
+_GAMMA_N = 65536  # linear -> sRGB 8-bit table (nearest entry): within 0.05 of a code
+_TILE_PIXELS = 1 << 15  # pixels per parallel tile (a few rows of a photo)
+
+
+# --------------------------------------------------------------------------- #
+# tables (numpy, float64 maths, built once)
+# --------------------------------------------------------------------------- #
+
+
+def _srgb_to_linear(c):
+    c = np.asarray(c, dtype=np.float64)
+    return np.where(c > _SRGB_THR, ((np.maximum(c, _SRGB_THR) + 0.055) / 1.055) ** 2.4, c / 12.92)
+
+
+def _linear_to_srgb(v):
+    v = np.asarray(v, dtype=np.float64)
+    return np.where(v > _LIN_THR, 1.055 * np.maximum(v, _LIN_THR) ** (1 / 2.4) - 0.055, 12.92 * v)
+
+
+def _lstar_of_y(y):
+    y = np.asarray(y, dtype=np.float64)
+    f = np.where(y > _EPS, np.cbrt(np.maximum(y, _EPS)), _KAPPA * y + 16.0 / 116.0)
+    return 116.0 * f - 16.0
+
+
+_TABLES: dict = {}
+
+
+def _tables(bits: int):
+    """(three per-channel tables of the channel's contribution to Y, the gray table of
+    L*) for ``bits``-bit codes, and the L*(Y) interpolation table."""
+    t = _TABLES.get(bits)
+    if t is None:
+        n = 1 << bits
+        lin = _srgb_to_linear(np.arange(n) / (n - 1))
+        ch = np.stack([lin * _XYZ_FROM_RGB[1][c] for c in range(3)]).astype(np.float32)
+        gray = _lstar_of_y(lin).astype(np.float32)
+        t = _TABLES[bits] = (ch, gray)
+    return t
+
+
+def _ly_table():
+    t = _TABLES.get("ly")
+    if t is None:
+        y = np.arange(_Y_INTERVALS + 2) / _Y_INTERVALS  # one spare entry past Y = 1
+        t = _TABLES["ly"] = _lstar_of_y(y).astype(np.float32)
+    return t
+
+
+def _gamma_table():
+    t = _TABLES.get("gamma")
+    if t is None:
+        v = np.arange(_GAMMA_N) / (_GAMMA_N - 1)
+        t = _TABLES["gamma"] = np.clip(np.rint(_linear_to_srgb(v) * 255.0), 0, 255).astype(np.uint8)
+    return t
+
+
+def _xyz_to_rgb_white():
+    """XYZ -> linear sRGB with the white point folded in (applied to X/Xn, Y, Z/Zn)."""
+    return (np.linalg.inv(_XYZ_FROM_RGB) * _WHITE[None, :]).astype(np.float64)
+
+
+def _interp_axis(n_in: int, n_out: int):
+    """Bilinear source indices and weights along one axis, ``align_corners=False``, as
+    torch computes them: src = (i + 0.5) * n_in / n_out - 0.5, clamped at 0."""
+    src = np.maximum((np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5, 0.0)
+    i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
+    i1 = np.where(i0 < n_in - 1, i0 + 1, i0)
+    w = np.clip(src - i0, 0.0, 1.0).astype(np.float32)
+    return i0.astype(np.int32), i1.astype(np.int32), w
+
+
+# --------------------------------------------------------------------------- #
+# the kernels, as plain Python; compiled by _load() (the _nb_* names are bound
+# there to the compiled row functions the drivers call)
+# --------------------------------------------------------------------------- #
+
+
+def _py_lstar_rows_rgb(src, out, r0, r1, ch, ly, qscale, qbias):
+    """Rows [r0, r1) of L* of integer sRGB codes: Y as the sum of three table entries
+    (linearisation and the matrix row folded in), L*(Y) interpolated in ``ly``."""
+    n = ly.shape[0] - 2
+    fn = np.float32(n)
+    qs = np.float32(qscale)
+    qb = np.float32(qbias)
+    c0 = ch[0]
+    c1 = ch[1]
+    c2 = ch[2]
+    for i in range(r0, r1):
+        for j in range(src.shape[1]):
+            y = (c0[src[i, j, 0]] + c1[src[i, j, 1]] + c2[src[i, j, 2]]) * fn
+            k = min(np.int32(y), n)
+            lo = ly[k]
+            out[i, j] = (lo + (y - np.float32(k)) * (ly[k + 1] - lo)) * qs + qb
+
+
+def _py_lstar_rows_gray(src, out, r0, r1, gray, qscale, qbias):
+    qs = np.float32(qscale)
+    qb = np.float32(qbias)
+    for i in range(r0, r1):
+        for j in range(src.shape[1]):
+            out[i, j] = gray[src[i, j]] * qs + qb
+
+
+def _py_lstar_rows_float(src, out, r0, r1, ch, ly, gray, qscale, qbias):
+    """Float input in [0, 1] (H x W x 1 gray or H x W x 3 colour): each row is first
+    turned into the nearest 16-bit codes (a row-sized buffer), then as above."""
+    W = src.shape[1]
+    color = src.shape[2] == 3
+    codes = np.empty((1, W, src.shape[2]), dtype=np.uint16)
+    top = np.float32(65535.0)
+    for i in range(r0, r1):
+        for j in range(W):
+            for c in range(codes.shape[2]):
+                v = np.float32(src[i, j, c]) * top + np.float32(0.5)
+                v = v if v > np.float32(0.0) else np.float32(0.0)  # NaN -> 0
+                codes[0, j, c] = np.uint16(v if v < top else top)
+        if color:
+            _nb_lstar_rows_rgb(codes, out[i:i + 1], 0, 1, ch, ly, qscale, qbias)  # noqa: F821
+        else:
+            _nb_lstar_rows_gray(codes[:, :, 0], out[i:i + 1], 0, 1, gray, qscale, qbias)  # noqa: F821
+
+
+def _py_lstar_rgb_par(src, out, rows, ch, ly, qscale, qbias):
+    h = src.shape[0]
+    for t in prange((h + rows - 1) // rows):  # noqa: F821 - numba.prange, bound by _load
+        _nb_lstar_rows_rgb(src, out, t * rows, min(h, t * rows + rows), ch, ly, qscale, qbias)  # noqa: F821
+
+
+def _py_lstar_gray_par(src, out, rows, gray, qscale, qbias):
+    h = src.shape[0]
+    for t in prange((h + rows - 1) // rows):  # noqa: F821
+        _nb_lstar_rows_gray(src, out, t * rows, min(h, t * rows + rows), gray, qscale, qbias)  # noqa: F821
+
+
+def _py_lstar_float_par(src, out, rows, ch, ly, gray, qscale, qbias):
+    h = src.shape[0]
+    for t in prange((h + rows - 1) // rows):  # noqa: F821
+        _nb_lstar_rows_float(src, out, t * rows, min(h, t * rows + rows), ch, ly, gray, qscale, qbias)  # noqa: F821
+
+
+def _py_compose_rows(L, lscale, ab, ab_scale, x0, x1, wx, y0, y1, wy, m, gamma, rgb, ab_out, want_ab, r0, r1):
+    """Rows [r0, r1) of the output. ab is (h, w, 2); x0/x1/wx and y0/y1/wy the bilinear
+    indices and weights along each axis; m the 3x3 XYZ -> linear sRGB matrix with the
+    white point folded in; gamma the linear -> 8-bit sRGB table.
+
+    Per output row, in float32 and in row-sized buffers: (1) the two low-resolution
+    rows blended vertically (a*b* scaled to a*/500 and b*/200, non-finite values -> 0);
+    (2) blended horizontally; (3) per pixel, branch-free so that it vectorises: f^-1,
+    the matrix, the gamut scale towards (Y, Y, Y), the clamp, the table index;
+    (4) the gamma table lookups into the output.
+    """
+    f32 = np.float32
+    w = ab.shape[1]
+    W = L.shape[1]
+    low = np.empty((2, w), dtype=np.float32)
+    A = np.empty(W, dtype=np.float32)
+    B = np.empty(W, dtype=np.float32)
+    idx = np.empty((3, W), dtype=np.int32)
+    gmax = f32(gamma.shape[0] - 1)
+    m00, m01, m02 = f32(m[0, 0]), f32(m[0, 1]), f32(m[0, 2])
+    m10, m11, m12 = f32(m[1, 0]), f32(m[1, 1]), f32(m[1, 2])
+    m20, m21, m22 = f32(m[2, 0]), f32(m[2, 1]), f32(m[2, 2])
+    fe = f32(0.2068966)  # f(eps): where f^-1 changes piece
+    ik = f32(1.0 / 7.787)
+    c16 = f32(16.0)
+    i116 = f32(1.0 / 116.0)
+    sa = f32(ab_scale / 500.0)
+    sb = f32(ab_scale / 200.0)
+    ls = f32(lscale)
+    one = f32(1.0)
+    zero = f32(0.0)
+    tiny = f32(1e-12)
+    half = f32(0.5)
+    big = f32(1e4)
+    for i in range(r0, r1):
+        ya = y0[i]
+        yb = y1[i]
+        t = wy[i]
+        for k in range(w):
+            a0 = ab[ya, k, 0]
+            b0 = ab[ya, k, 1]
+            a = (a0 + t * (ab[yb, k, 0] - a0)) * sa
+            b = (b0 + t * (ab[yb, k, 1] - b0)) * sb
+            low[0, k] = a if abs(a) < big else zero  # NaN, inf -> 0 (gray)
+            low[1, k] = b if abs(b) < big else zero
+        for j in range(W):
+            xa = x0[j]
+            xb = x1[j]
+            s = wx[j]
+            A[j] = low[0, xa] + s * (low[0, xb] - low[0, xa])
+            B[j] = low[1, xa] + s * (low[1, xb] - low[1, xa])
+        if want_ab:
+            for j in range(W):
+                ab_out[i, j, 0] = A[j] * f32(500.0)
+                ab_out[i, j, 1] = B[j] * f32(200.0)
+        for j in range(W):
+            Lv = f32(L[i, j]) * ls
+            Lv = Lv if abs(Lv) < big else zero
+            fy = (Lv + c16) * i116
+            fx = fy + A[j]
+            fz = fy - B[j]
+            # f^-1, both pieces: max(t, fe)^3 + (min(t, fe) - fe) / kappa
+            c = max(fy, fe)
+            Y = min(max(c * c * c + (min(fy, fe) - fe) * ik, zero), one)
+            c = max(fx, fe)
+            X = c * c * c + (min(fx, fe) - fe) * ik
+            c = max(fz, fe)
+            Z = c * c * c + (min(fz, fe) - fe) * ik
+            r = m00 * X + m01 * Y + m02 * Z
+            g = m10 * X + m11 * Y + m12 * Z
+            bl = m20 * X + m21 * Y + m22 * Z
+            # Y is a convex combination of r, g, b (min <= Y <= max): both ratios are
+            # >= 1 for a colour in gamut, so s = 1 there
+            hi = max(r, max(g, bl))
+            lo = min(r, min(g, bl))
+            s = min(one, min((one - Y) / max(hi - Y, tiny), Y / max(Y - lo, tiny)))
+            s = max(s, zero)
+            r = Y + (r - Y) * s
+            g = Y + (g - Y) * s
+            bl = Y + (bl - Y) * s
+            idx[0, j] = np.int32(min(max(r, zero), one) * gmax + half)
+            idx[1, j] = np.int32(min(max(g, zero), one) * gmax + half)
+            idx[2, j] = np.int32(min(max(bl, zero), one) * gmax + half)
+        for j in range(W):
+            rgb[i, j, 0] = gamma[idx[0, j]]
+            rgb[i, j, 1] = gamma[idx[1, j]]
+            rgb[i, j, 2] = gamma[idx[2, j]]
+
+
+def _py_compose_par(L, lscale, ab, ab_scale, x0, x1, wx, y0, y1, wy, m, gamma, rgb, ab_out, want_ab, rows):
+    h = L.shape[0]
+    for t in prange((h + rows - 1) // rows):  # noqa: F821
+        _nb_compose_rows(L, lscale, ab, ab_scale, x0, x1, wx, y0, y1, wy, m, gamma, rgb, ab_out, want_ab,  # noqa: F821
+                         t * rows, min(h, t * rows + rows))
+
+
+# --------------------------------------------------------------------------- #
+# loading numba (once), the fallback message (once)
+# --------------------------------------------------------------------------- #
+
+_STATE: dict = {}  # "nb": the compiled functions, or None where unavailable; "why"; "warned"
+_STATE_LOCK = threading.Lock()
+_PAR_LOCK = threading.Lock()  # numba's workqueue layer runs one parallel region at a time
+
+
+def _load():
+    """The compiled kernels (a dict), or None where numba cannot be used."""
+    if "nb" in _STATE:
+        return _STATE["nb"]
+    with _STATE_LOCK:
+        if "nb" in _STATE:
+            return _STATE["nb"]
+        nb, why = None, None
+        if os.environ.get("COLORBATCH_KERNELS", "").strip().lower() in ("0", "off", "no", "false"):
+            why = "COLORBATCH_KERNELS=0"
+        else:
+            try:
+                import numba
+            except ImportError as exc:
+                why = f"numba is not installed ({exc.__class__.__name__}: {exc}); pip install numba"
+            else:
+                try:
+                    nb = _compile(numba)
+                except Exception as exc:  # noqa: BLE001 - a broken install must not stop a batch
+                    why = f"numba could not be used ({exc.__class__.__name__}: {exc})"
+                    nb = None
+        _STATE["why"] = why
+        _STATE["nb"] = nb
+        return nb
+
+
+def _compile(numba):
+    if "NUMBA_THREADING_LAYER" not in os.environ and not _STATE.get("layer_set"):
+        # fork-safe (DataLoader workers fork); GNU OpenMP's layer aborts a forked child
+        numba.config.THREADING_LAYER = "workqueue"
+        _STATE["layer_set"] = True
+    g = globals()
+    # no "nnan"/"ninf" in fastmath: the clamps must keep seeing NaN
+    opts = dict(cache=True, nogil=True, error_model="numpy", fastmath={"nsz", "arcp", "contract"})
+    jit = numba.njit(**opts)
+    pjit = numba.njit(parallel=True, **opts)
+    g["prange"] = numba.prange
+    nb = {}
+    for name in ("lstar_rows_rgb", "lstar_rows_gray", "lstar_rows_float", "compose_rows"):
+        nb[name] = g["_nb_" + name] = jit(g["_py_" + name])
+    for name in ("lstar_rgb_par", "lstar_gray_par", "lstar_float_par", "compose_par"):
+        nb[name] = pjit(g["_py_" + name])
+    nb["threads"] = numba.get_num_threads
+    return nb
+
+
+def available() -> bool:
+    """True where the compiled kernels run (numba importable and not disabled)."""
+    return _load() is not None
+
+
+def fallback_reason() -> str | None:
+    """Why the reference path is used instead of the kernels (None: it is not)."""
+    _load()
+    return _STATE.get("why")
+
+
+def _fallback():
+    """Say once per process that the reference path is used; returns True where it is."""
+    if _load() is not None:
+        return False
+    if not _STATE.get("warned"):
+        _STATE["warned"] = True
+        log.warning("fast colour kernels unavailable: %s; using the slower torch path", _STATE.get("why"))
+    return True
+
+
+def _run(par_fn, ser_fn, parallel: bool, pixels: int):
+    """Run ``par_fn()`` (holding the parallel lock) or ``ser_fn()``."""
+    nb = _STATE["nb"]
+    if parallel and pixels >= 2 * _TILE_PIXELS and nb["threads"]() > 1 and _PAR_LOCK.acquire(blocking=False):
+        try:
+            return par_fn()
+        finally:
+            _PAR_LOCK.release()
+    return ser_fn()
+
+
+def _rows_per_tile(width: int) -> int:
+    return max(1, _TILE_PIXELS // max(1, width))
+
+
+# --------------------------------------------------------------------------- #
+# public API
+# --------------------------------------------------------------------------- #
+
+
+def lstar_from_rgb8(arr, *, quantized: bool = False, out=None, parallel: bool = True) -> np.ndarray:
+    """L* of an sRGB image in one pass: ``arr`` is H x W (gray) or H x W x 3 (colour;
+    further channels are ignored), uint8, uint16 (16-bit) or float in [0, 1].
+
+    Returns float32 H x W L* (0..100), or with ``quantized=True`` uint16
+    ``round(L* * 655.35)`` (the colorizer's compact form). ``out``: an array of that
+    dtype and shape to write into.
+    """
+    arr = np.asarray(arr)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] < 3):
+        raise ValueError(f"lstar_from_rgb8 expects H x W or H x W x 3, got shape {arr.shape}")
+    dtype = np.uint16 if quantized else np.float32
+    H, W = arr.shape[:2]
+    if out is None:
+        out = np.empty((H, W), dtype=dtype)
+    elif out.shape != (H, W) or out.dtype != dtype:
+        raise ValueError(f"out must be {np.dtype(dtype).name} {(H, W)}, got {out.dtype} {out.shape}")
+    if arr.size == 0:
+        return out
+    if _fallback():
+        out[...] = _lstar_reference(arr, quantized)
+        return out
+    nb = _STATE["nb"]
+    if arr.ndim == 3 and arr.shape[2] > 3:
+        arr = arr[..., :3]
+    qscale, qbias = (L_SCALE, 0.5) if quantized else (1.0, 0.0)
+    rows = _rows_per_tile(W)
+    if arr.dtype in (np.uint8, np.uint16):
+        ch, gray = _tables(8 if arr.dtype == np.uint8 else 16)
+        if arr.ndim == 2:
+            _run(lambda: nb["lstar_gray_par"](arr, out, rows, gray, qscale, qbias),
+                 lambda: nb["lstar_rows_gray"](arr, out, 0, H, gray, qscale, qbias), parallel, H * W)
+        else:
+            ly = _ly_table()
+            _run(lambda: nb["lstar_rgb_par"](arr, out, rows, ch, ly, qscale, qbias),
+                 lambda: nb["lstar_rows_rgb"](arr, out, 0, H, ch, ly, qscale, qbias), parallel, H * W)
+    elif np.issubdtype(arr.dtype, np.floating):
+        src = arr.astype(np.float32, copy=False)
+        if src.ndim == 2:
+            src = src[:, :, None]
+        ch, gray = _tables(16)
+        ly = _ly_table()
+        _run(lambda: nb["lstar_float_par"](src, out, rows, ch, ly, gray, qscale, qbias),
+             lambda: nb["lstar_rows_float"](src, out, 0, H, ch, ly, gray, qscale, qbias), parallel, H * W)
+    else:
+        raise ValueError(f"lstar_from_rgb8: unsupported dtype {arr.dtype} (uint8, uint16 or float)")
+    return out
+
+
+def lq_from_rgb8(arr, *, out=None, parallel: bool = True) -> np.ndarray:
+    """``lstar_from_rgb8(arr, quantized=True)``: uint16 ``round(L* * 655.35)``."""
+    return lstar_from_rgb8(arr, quantized=True, out=out, parallel=parallel)
+
+
+def rgb8_from_lab(L, ab_lowres, *, ab_scale: float = 1.0, out=None, ab_out=None,
+                  parallel: bool = True) -> np.ndarray:
+    """Final 8-bit sRGB (H x W x 3 uint8) from full-resolution L* and low-resolution a*b*.
+
+    ``L``: H x W float32 L* (0..100), or uint16 quantised ``L* * 655.35``.
+    ``ab_lowres``: h x w x 2 a*b* (any strides: ``pred.permute(1, 2, 0).numpy()`` of a
+    network output is fine), multiplied by ``ab_scale`` (128 for the network's a*b*/128).
+    ``ab_out``: optional H x W x 2 float32 array that receives the upsampled a*b*.
+    """
+    L = np.asarray(L)
+    ab = np.asarray(ab_lowres)
+    if L.ndim != 2 or ab.ndim != 3 or ab.shape[2] != 2 or ab.shape[0] < 1 or ab.shape[1] < 1:
+        raise ValueError(f"rgb8_from_lab expects L (H x W) and a*b* (h x w x 2), got {L.shape} and {ab.shape}")
+    H, W = L.shape
+    if out is None:
+        out = np.empty((H, W, 3), dtype=np.uint8)
+    elif out.shape != (H, W, 3) or out.dtype != np.uint8:
+        raise ValueError(f"out must be uint8 {(H, W, 3)}, got {out.dtype} {out.shape}")
+    if ab_out is not None and (ab_out.shape != (H, W, 2) or ab_out.dtype != np.float32):
+        raise ValueError(f"ab_out must be float32 {(H, W, 2)}, got {ab_out.dtype} {ab_out.shape}")
+    if L.size == 0:
+        return out
+    if _fallback():
+        _compose_reference(L, ab, float(ab_scale), out, ab_out)
+        return out
+    nb = _STATE["nb"]
+    if L.dtype == np.uint16:
+        lscale = 1.0 / L_SCALE
+    else:
+        L = L.astype(np.float32, copy=False)
+        lscale = 1.0
+    ab = ab.astype(np.float32, copy=False)
+    h, w = ab.shape[:2]
+    x0, x1, wx = _interp_axis(w, W)
+    y0, y1, wy = _interp_axis(h, H)
+    m = _xyz_to_rgb_white()
+    gamma = _gamma_table()
+    want = ab_out is not None
+    abo = ab_out if want else np.empty((0, 0, 2), dtype=np.float32)
+    rows = _rows_per_tile(W)
+    s = float(ab_scale)
+    _run(lambda: nb["compose_par"](L, lscale, ab, s, x0, x1, wx, y0, y1, wy, m, gamma, out, abo, want, rows),
+         lambda: nb["compose_rows"](L, lscale, ab, s, x0, x1, wx, y0, y1, wy, m, gamma, out, abo, want, 0, H),
+         parallel, H * W)
+    return out
+
+
+def warm_up() -> bool:
+    """Compile the kernels for the usual input types (or load them from numba's cache),
+    e.g. in a thread while the model loads. Returns :func:`available`."""
+    if _load() is None:
+        return False
+    for px in (np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.uint8)):
+        lstar_from_rgb8(px, quantized=True, parallel=False)
+    ab = np.zeros((1, 1, 2), np.float32)
+    rgb8_from_lab(np.zeros((2, 2), np.uint16), ab, parallel=False)
+    big = np.zeros((2 * _TILE_PIXELS // 256, 256), np.uint16)  # large enough to run in parallel
+    rgb8_from_lab(big, ab)
+    lstar_from_rgb8(np.zeros(big.shape + (3,), np.uint8), quantized=True)
+    return True
+
+
+# --------------------------------------------------------------------------- #
+# the reference path (without numba): colorbatch.color's torch/numpy functions
+# --------------------------------------------------------------------------- #
+
+
+def _lstar_reference(arr, quantized: bool) -> np.ndarray:
+    from colorbatch import color
+
+    if arr.ndim == 3:
+        arr = arr[..., :3]
+    if arr.dtype == np.uint8 and quantized:
+        return color.Lq_from_u8(np.ascontiguousarray(arr))
+    if arr.dtype == np.uint8:
+        x = arr / np.float32(255.0)
+    elif arr.dtype == np.uint16:
+        x = arr / np.float32(65535.0)
+    else:
+        x = np.clip(arr.astype(np.float32), 0.0, 1.0)
+    L = color.gray_to_L_np(x) if x.ndim == 2 else color.rgb_to_L_np(x)
+    if quantized:
+        return np.rint(np.clip(L, 0.0, 100.0) * L_SCALE).astype(np.uint16)
+    return L
+
+
+def _compose_reference(L, ab, ab_scale: float, out, ab_out) -> None:
+    """Row tiles through torch: bilinear upsampling (align_corners=False), then
+    :func:`colorbatch.color.lab_to_srgb8_keep_L`."""
+    import torch
+    import torch.nn.functional as F
+
+    from colorbatch.color import lab_to_srgb8_keep_L
+
+    H, W = L.shape
+    with torch.inference_mode():
+        t = torch.from_numpy(np.ascontiguousarray(ab, dtype=np.float32)).permute(2, 0, 1) * ab_scale
+        h = t.shape[1]
+        if t.shape[2] != W:
+            t = F.interpolate(t[None], size=(h, W), mode="bilinear", align_corners=False)[0]
+        y0, y1, wy = _interp_axis(h, H)
+        rows = max(1, (1 << 20) // max(1, W))
+        for r0 in range(0, H, rows):
+            r1 = min(H, r0 + rows)
+            a0 = t.index_select(1, torch.from_numpy(y0[r0:r1]).long())
+            a1 = t.index_select(1, torch.from_numpy(y1[r0:r1]).long())
+            up = a0 + (a1 - a0) * torch.from_numpy(wy[r0:r1]).view(1, -1, 1)
+            if L.dtype == np.uint16:
+                Lt = torch.from_numpy(L[r0:r1].astype(np.float32)) / L_SCALE
+            else:
+                Lt = torch.from_numpy(np.ascontiguousarray(L[r0:r1], dtype=np.float32))
+            out[r0:r1] = lab_to_srgb8_keep_L(Lt, up[0], up[1]).numpy()
+            if ab_out is not None:
+                ab_out[r0:r1] = up.permute(1, 2, 0).numpy()
+
+
+def _reset_for_tests() -> None:
+    """Forget whether numba was found (tests hide it with monkeypatch)."""
+    with _STATE_LOCK:
+        layer = _STATE.get("layer_set")
+        _STATE.clear()
+        if layer:
+            _STATE["layer_set"] = True
+
