@@ -1,7 +1,8 @@
-"""Colorize speed and memory: the model alone, the full pipeline, a naive loop.
+"""Colorize speed and memory: the model alone, the I/O floor, the full pipeline, a naive loop.
 
     python benchmarks/colorize.py FOLDER [--size 256] [--batch-size 8] [--encoder efficientnet-lite0]
                                   [--megapixels 2] [--limit 24] [--naive-limit 6] [--huge]
+                                  [--floor-runs 3] [--pipeline-runs 1]
 
 FOLDER holds images (JPEG photos). With ``--megapixels M`` each is first
 upscaled to about M megapixels (photos for the targets are 1-3 MP; small
@@ -11,12 +12,18 @@ development photos can stand in for them this way). The model is untrained
 Measures images/s for
   (a) the model alone on ready (B, 1, h, w) tensors at the network size,
   (b) the full ``colorbatch colorize`` pipeline from files to files (a
-      subprocess, default workers; includes model loading),
+      subprocess, default workers; includes model loading; the median of
+      --pipeline-runs runs),
+  (f) the I/O floor: decode and re-encode each input JPEG at full size with PIL
+      (quality 95, as the save step writes), one process per core, no colour work;
+      the median of --floor-runs runs. With the model it bounds the pipeline:
+      limit = 1 / (1 / floor + 1 / model), and pipeline / limit says how far from
+      that physical bound the pipeline is,
   (c) a naive reference loop: PIL open, skimage rgb2lab, batch 1, skimage
       resize of a*b* and lab2rgb at full resolution, PIL save,
 plus the peak resident memory of the pipeline process, the decoder/encoder cost
 ratio, and with ``--huge`` the peak memory for one 50-megapixel gray image.
-The last line is one JSON object.
+The last line is one JSON object (with ``io_floor_img_s`` and ``limit_img_s``).
 """
 from __future__ import annotations
 
@@ -119,6 +126,39 @@ def bench_pipeline(inputs_dir, ckpt, args, out_dir):
     return summary, wall, steady
 
 
+def _decode_encode(job):
+    """Decode one JPEG at full size and encode it again (the floor's unit of work)."""
+    from PIL import Image
+
+    src, dest = job
+    with Image.open(src) as im:
+        im.load()
+        im.save(dest, quality=95)
+    return 1
+
+
+def _noop(_):
+    return 0
+
+
+def io_floor(files, processes: int, out_dir: Path, runs: int = 3) -> float:
+    """Images/s of decoding and re-encoding ``files`` with PIL in ``processes`` worker
+    processes (started before the clock); the median of ``runs`` runs."""
+    import multiprocessing as mp
+    import statistics
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(str(f), str(out_dir / f"{i:04d}.jpg")) for i, f in enumerate(files)]
+    rates = []
+    with mp.get_context("fork").Pool(processes) as pool:
+        pool.map(_noop, range(processes))
+        for _ in range(max(1, runs)):
+            t0 = time.perf_counter()
+            n = sum(pool.imap_unordered(_decode_encode, jobs, chunksize=1))
+            rates.append(n / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
 def peak_child_rss_mb():
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 
@@ -188,6 +228,8 @@ def main(argv=None):
     ap.add_argument("--naive-limit", type=int, default=6)
     ap.add_argument("--model-seconds", type=float, default=10.0)
     ap.add_argument("--huge", action="store_true", help="also measure one 50 MP gray image")
+    ap.add_argument("--floor-runs", type=int, default=3, help="runs of the I/O floor (median)")
+    ap.add_argument("--pipeline-runs", type=int, default=1, help="runs of the pipeline (median)")
     args = ap.parse_args(argv)
 
     import torch
@@ -234,12 +276,25 @@ def main(argv=None):
               f"{gflop_dec / gflop_enc:.2f}x in FLOPs ({gflop_enc:.2f} vs {gflop_dec:.2f} GFLOP/img), "
               f"{dec_time_ratio:.2f}x in time", flush=True)
 
-        summary, wall, pipeline_img_s = bench_pipeline(tmp / "in", ckpt, args, tmp / "out")
+        runs = []
+        for r in range(max(1, args.pipeline_runs)):
+            runs.append(bench_pipeline(tmp / "in", ckpt, args, tmp / f"out{r}") + (peak_child_rss_mb(),))
+        runs.sort(key=lambda x: x[2])
+        summary, wall, pipeline_img_s, peak = runs[len(runs) // 2]
         overall = summary["ok"] / wall
-        peak = peak_child_rss_mb()
         print(f"(b) pipeline files->files: {summary['ok']} ok, {summary['failed']} failed; steady state "
               f"{pipeline_img_s:.2f} img/s; {overall:.2f} img/s overall ({wall:.1f} s including start-up "
-              f"and model loading); peak RSS {peak:.0f} MB", flush=True)
+              f"and model loading); peak RSS {peak:.0f} MB"
+              + (f"; median of {len(runs)} runs" if len(runs) > 1 else ""), flush=True)
+
+        # after the pipeline: its peak RSS (of children) must not include the floor's processes
+        floor_img_s = io_floor(inputs, args.workers or cpu_cores(), tmp / "floor", args.floor_runs)
+        limit_img_s = 1.0 / (1.0 / floor_img_s + 1.0 / model_img_s)
+        print(f"(f) I/O floor (PIL decode + re-encode at full size, {args.workers or cpu_cores()} processes): "
+              f"{floor_img_s:.2f} img/s; limit with the model 1 / (1/floor + 1/model) = {limit_img_s:.2f} img/s",
+              flush=True)
+        print(f"pipeline / limit = {pipeline_img_s / limit_img_s:.2f} (target >= 0.5); "
+              f"pipeline / floor = {pipeline_img_s / floor_img_s:.2f}", flush=True)
 
         torch.set_num_threads(threads)
         naive_files = inputs[: args.naive_limit]
@@ -250,6 +305,9 @@ def main(argv=None):
         result = {
             "model_img_s": round(model_img_s, 3),
             "pipeline_img_s": round(pipeline_img_s, 3),
+            "io_floor_img_s": round(floor_img_s, 3),
+            "limit_img_s": round(limit_img_s, 3),
+            "pipeline_over_limit": round(pipeline_img_s / limit_img_s, 3),
             "naive_img_s": round(naive_img_s, 3),
             "peak_rss_mb": round(peak, 1),
             "pipeline_overall_img_s": round(overall, 3),
