@@ -83,8 +83,8 @@ _TABLES: dict = {}
 
 
 def _tables(bits: int):
-    """(three per-channel tables of the channel's contribution to Y, the gray table of
-    L*) for ``bits``-bit codes, and the L*(Y) interpolation table."""
+    """For ``bits``-bit codes: the (3, 2**bits) table of each channel's contribution to
+    the luminance Y, and the table of L* of the gray (c, c, c)."""
     t = _TABLES.get(bits)
     if t is None:
         n = 1 << bits
@@ -347,8 +347,10 @@ def _compile(numba):
 
 
 def available() -> bool:
-    """True where the compiled kernels run (numba importable and not disabled)."""
-    return _load() is not None
+    """True where the compiled kernels run (numba importable and not disabled); where
+    they do not, says so once (as the functions do) so that a caller that takes its own
+    reference path instead need not."""
+    return not _fallback()
 
 
 def fallback_reason() -> str | None:

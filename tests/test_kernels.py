@@ -7,7 +7,9 @@ table interpolation.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -23,7 +25,8 @@ L_TOL = 0.01  # L* from pixels
 OUT_L_TOL = 0.5  # the issue's: max |L*| change of the output
 OUT_AB_TOL = 1.0  # the issue's: a*b* within 1 of the torch reference path
 
-needs_numba = pytest.mark.skipif(not kernels.available(), reason="numba not installed: the kernels fall back")
+needs_numba = pytest.mark.skipif(importlib.util.find_spec("numba") is None,
+                                 reason="numba not installed: the kernels fall back")
 
 ODD_SIZES = [(1, 1), (3, 7), (513, 257)]  # 513 x 257 also runs the parallel path (> 2 tiles)
 
@@ -233,6 +236,7 @@ def no_numba(monkeypatch):
 def test_fallback_without_numba_is_used_and_said_once(no_numba, caplog):
     caplog.set_level(logging.WARNING, logger="colorbatch.kernels")
     assert not kernels.available()
+    assert not kernels.available()
     assert "numba" in kernels.fallback_reason()
     rng = np.random.default_rng(2)
     rgb = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
@@ -280,5 +284,5 @@ def test_importing_kernels_or_the_cli_does_not_import_numba():
         """
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**__import__("os").environ, "COLORBATCH_NO_PLUGINS": "1"})
+                       env={**os.environ, "COLORBATCH_NO_PLUGINS": "1"})
     assert "NUMBA: False" in r.stdout, r.stdout[-500:] + r.stderr[-2000:]
