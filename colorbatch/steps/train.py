@@ -35,6 +35,7 @@ class Options(BaseModel):
     hints: bool = Field(False, description="Train a hint-aware model: the decoder also takes colour hints (points and a reference's global hint), simulated from the truth during training (often none, so automatic quality holds). colorize --hints/--reference need such a model.")
     hint_p_none: float = Field(0.5, ge=0, le=1, description="hints: probability that a training crop gets no point hint.")
     hint_p_global: float = Field(0.2, ge=0, le=1, description="hints: probability that a training crop gets the global hint of its own truth.")
+    hint_lr_scale: float = Field(10.0, gt=0, description="hints: learning-rate multiplier of the hint inputs (they start at zero and see sparse signal).")
     init_from: Optional[str] = Field(None, description="Start from this checkpoint's weights (same encoder and head; e.g. fine-tune the shipped default with hints = true); 'shipped' = the default model. Tensors it lacks (new hint inputs) keep their initialisation.")
     out_stride: Literal[2, 4, 8] = Field(2, description="Resolution of the decoder's output (a*b* are upsampled from it): 2 | 4 (cheaper) | 8.")
     calibrate: bool = Field(True, description="After training, fit the colour strength (annealing temperature and chroma scale) on the validation images and store it in the checkpoint (colorize --chroma auto uses it).")

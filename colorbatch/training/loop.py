@@ -113,7 +113,11 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ColorbatchError("train: the model has no trainable parameters")
-        self.opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+        # the hint inputs start at zero and see sparse signal: they learn at hint_lr_scale x lr
+        fast = [p for n, p in model.named_parameters() if p.requires_grad and ".hint_" in f".{n}"]
+        slow = [p for p in params if all(p is not q for q in fast)]
+        groups = [{"params": slow}] + ([{"params": fast, "lr": o.lr * o.hint_lr_scale}] if fast else [])
+        self.opt = torch.optim.AdamW(groups, lr=o.lr, weight_decay=o.weight_decay)
         self.steps_per_epoch = math.ceil(
             EpochSampler(len(self.train_sources), world_size=self.world, repeat=o.repeat).per_rank() / o.batch_size
         )
