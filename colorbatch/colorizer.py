@@ -163,9 +163,30 @@ class Colorizer:
         self.classify = getattr(self.model, "head", "regress") == "classify"
 
     # ---- the network ------------------------------------------------------
-    def forward(self, batch):
+    # ---- hints -------------------------------------------------------------
+    @property
+    def accepts_hints(self) -> bool:
+        """Whether the model has hint inputs (see :mod:`colorbatch.models.hints`)."""
+        return bool(getattr(self.model, "accepts_hints", False))
+
+    def check_hints(self) -> None:
+        """Refuse hints with one line when the model has no hint inputs."""
+        if not self.accepts_hints:
+            from colorbatch.errors import ColorbatchError
+
+            raise ColorbatchError(
+                f"model {self.model_id} takes no colour hints: use a hint-aware model (the shipped "
+                "default, or one trained with hints = true), or drop --hints/--reference")
+
+    def net_hw(self, shape) -> tuple[int, int]:
+        """The network size (h, w) of an image of ``shape`` (H, W): what hints are built at."""
+        return net_shape(int(shape[0]), int(shape[1]), self.size)
+
+    # ---- the network ------------------------------------------------------
+    def forward(self, batch, hints=None):
         """(B,1,H,W) L*/100 on any device -> (B,2,H,W) a*b*/128 float32 on the device.
 
+        ``hints``: a batch :class:`colorbatch.models.hints.Hints` of the same size, or None.
         On CUDA out-of-memory the batch is halved and retried (and later batches
         use the smaller size).
         """
@@ -176,35 +197,57 @@ class Colorizer:
         x = batch.to(self.device, non_blocking=True)
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
+        kw = {} if hints is None else {"hints": hints.to(self.device)}
         try:
             with torch.inference_mode(), autocast(self.device):
                 if self.classify:
-                    return self.model(x, temperature=self.temperature).float()
-                return self.model(x).float()
+                    return self.model(x, temperature=self.temperature, **kw).float()
+                return self.model(x, **kw).float()
         except torch.cuda.OutOfMemoryError:
             if x.shape[0] == 1:
                 raise
             torch.cuda.empty_cache()
             half = x.shape[0] // 2
             self.batch_size = max(1, min(self.batch_size, half))
-            return torch.cat((self.forward(x[:half]), self.forward(x[half:])), dim=0)
+            parts = [None, None] if hints is None else [_slice_hints(hints, 0, half), _slice_hints(hints, half, None)]
+            return torch.cat((self.forward(x[:half], parts[0]), self.forward(x[half:], parts[1])), dim=0)
 
-    def predict_small(self, smalls):
-        """List of (1,h,w) L*/100 tensors -> list of (2,h,w) a*b*/128 tensors (on the device)."""
+    def predict_small(self, smalls, hints=None):
+        """List of (1,h,w) L*/100 tensors -> list of (2,h,w) a*b*/128 tensors (on the device).
+
+        ``hints``: None, or per image a :class:`colorbatch.models.hints.Hints` at its
+        network size (or None); hinted images go through the hint inputs and then
+        :func:`colorbatch.models.hints.refine`. A model without hint inputs refuses them.
+        """
+        from colorbatch.models.hints import refine, stack
+
         out = []
         for i in range(0, len(smalls), self.batch_size):
             chunk = smalls[i : i + self.batch_size]
-            pred = self.forward(pad_batch(chunk, self.multiple))
+            hs = list(hints[i : i + self.batch_size]) if hints is not None else [None] * len(chunk)
+            x = pad_batch(chunk, self.multiple)
+            given = stack(hs, x.shape[-2:]) if hints is not None else None
+            if given is not None:
+                self.check_hints()
+            pred = self.forward(x, given)
             if self.chroma != 1.0:
                 pred = (pred * self.chroma).clamp_(-1.0, 1.0)
-            out.extend(pred[j, :, : t.shape[-2], : t.shape[-1]] for j, t in enumerate(chunk))
+            for j, t in enumerate(chunk):
+                p = pred[j, :, : t.shape[-2], : t.shape[-1]]
+                h = hs[j]
+                if h is not None and not h.empty:
+                    p = refine(p[None].float(), t[0].to(p.device) * 100.0, h)[0]
+                out.append(p)
         return out
 
     # ---- library API (contract) ------------------------------------------
-    def predict_ab(self, Ls):
-        """List of H x W float32 L* arrays -> list of H x W x 2 float32 a*b* at full resolution."""
+    def predict_ab(self, Ls, hints=None):
+        """List of H x W float32 L* arrays -> list of H x W x 2 float32 a*b* at full resolution.
+
+        ``hints``: None, or per image a :class:`colorbatch.models.hints.Hints` built at
+        :meth:`net_hw` (see :func:`colorbatch.models.hints.for_image`), or None."""
         smalls = [resize_L01(np.asarray(L, dtype=np.float32), net_shape(*L.shape, self.size)) for L in Ls]
-        preds = self.predict_small(smalls)
+        preds = self.predict_small(smalls, hints)
         out = []
         for L, p in zip(Ls, preds):
             H, W = L.shape
@@ -247,6 +290,15 @@ class Colorizer:
         """One L* array -> uint8 RGB at the same resolution."""
         L = np.asarray(L, dtype=np.float32)
         return self.recombine(L, self.predict_small([resize_L01(L, net_shape(*L.shape, self.size))])[0])[0]
+
+
+def _slice_hints(h, start, stop):
+    from colorbatch.models.hints import Hints
+
+    def cut(t):
+        return None if t is None else t[start:stop]
+
+    return Hints(cut(h.ab), cut(h.mask), cut(h.glob))
 
 
 # --------------------------------------------------------------------------- #

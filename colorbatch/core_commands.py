@@ -32,15 +32,20 @@ def register(app) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; write nothing."),
         run_dir: Optional[Path] = typer.Option(None, "--run-dir", help="Also write run.json and events.jsonl here."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON; no progress bars."),
+        hints: Optional[Path] = typer.Option(
+            None, "--hints", help="Folder of hint files mirroring the input tree (NAME.hints.json); sidecars beside the images are used in any case. See docs/hints.md."),
+        reference: Optional[Path] = typer.Option(
+            None, "--reference", help="A colour photo whose colours guide every image (a hint file's own reference wins)."),
     ):
-        """Colorize grayscale images (and, with the video plugin, videos)."""
+        """Colorize grayscale images (and, with the video plugin, videos); colour hints steer it (docs/hints.md)."""
         run_builtin_recipe(
             "colorize",
             [
                 {"uses": "load", "with": {"source": input}},
                 {
                     "uses": "colorize",
-                    "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma},
+                    "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma,
+                             "hints": str(hints) if hints else None, "reference": str(reference) if reference else None},
                 },
                 {"uses": "save", "with": {"out": str(out), "format": fmt, "overwrite": overwrite}},
             ],
@@ -66,12 +71,18 @@ def register(app) -> None:
         workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding worker processes (default: from the cores)."),
         save_images: Optional[Path] = typer.Option(None, "--save-images", help="Also save the colorized images in this folder."),
         json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON; no progress bars or table."),
+        hints: int = typer.Option(0, "--hints", min=0, help="Simulate N point hints per photo from its truth (fixed seed), as a user would give them."),
+        reference: Optional[str] = typer.Option(
+            None, "--reference", help="A colour photo as the global hint of every image, or 'self': each photo's own colours (the upper bound)."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the simulated hints."),
     ):
         """Score a model on colour photos: gray them, colorize, compare with the originals (gray baseline beside each figure)."""
         run_dir = run_dir or out or Path("runs") / "evaluate"
         steps_ = [
             {"uses": "load", "with": {"source": input}},
-            {"uses": "colorize", "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma}},
+            {"uses": "colorize", "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma,
+                                          "simulate_hints": hints, "hint_seed": seed, "reference_self": reference == "self",
+                                          "reference": reference if reference not in (None, "self") else None}},
             {"uses": "evaluate", "with": {"out": str((out or run_dir).resolve())}},
         ]
         if save_images is not None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -163,6 +164,84 @@ def digest(hints: HintFile | None, reference: str | Path | None = None) -> str:
         except OSError:
             h.update(str(reference).encode())
     return h.hexdigest()[:12]
+
+
+SELF = "self"  # reference = "self": the colour input's own global hint (evaluation: the oracle)
+
+
+@dataclass(frozen=True)
+class ItemHints:
+    """The hints one item is colorized with (see :class:`HintPlan`)."""
+
+    file: Optional[Path] = None          # the hint file used, if any
+    hints: Optional[HintFile] = None
+    reference: Union[Path, str, None] = None   # a photo, or SELF
+    simulate: int = 0                    # simulated point hints from the truth (evaluation)
+    seed: int = 0
+    digest: str = ""                     # recorded in provenance and the resume manifest
+
+    @property
+    def empty(self) -> bool:
+        return self.hints is None and self.reference is None and not self.simulate
+
+
+@dataclass
+class HintPlan:
+    """Where one run's hints come from: sidecar ``NAME.hints.json`` files (always looked
+    for), a mirrored ``hints_dir``, a run-wide ``reference`` photo (or ``"self"``), and
+    ``simulate`` point hints from the truth (evaluation, fixed ``seed``).
+
+    The colorize step keeps one in the run state (``ctx.state.hints``) so the save step's
+    resume check sees the same digest per item. Nothing here imports torch.
+    """
+
+    hints_dir: Optional[Path] = None
+    reference: Union[Path, str, None] = None
+    simulate: int = 0
+    seed: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def explicit(self) -> bool:
+        """Whether the run asked for hints (not only sidecars that may be present)."""
+        return bool(self.hints_dir or self.reference or self.simulate)
+
+    def hint_file(self, item) -> Optional[Path]:
+        """The item's hint file: mirrored under ``hints_dir`` (by the item's id), else beside it."""
+        if self.hints_dir is not None:
+            rel = Path(item.id)
+            p = Path(self.hints_dir) / rel.with_name(rel.stem + SUFFIX)
+            if p.is_file():
+                return p
+        if item.path is not None:
+            return find(item.path)
+        return None
+
+    def lookup(self, item) -> ItemHints:
+        """The item's hints (cached per item); a bad hint file raises one ColorbatchError."""
+        key = (item.id, str(item.path))
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = self._lookup(item)
+        return hit
+
+    def _lookup(self, item) -> ItemHints:
+        if self.simulate or self.reference == SELF:
+            tag = f"simulated {self.simulate} seed {self.seed}" + (" reference self" if self.reference == SELF else "")
+            return ItemHints(reference=self.reference, simulate=int(self.simulate), seed=int(self.seed),
+                             digest=hashlib.sha256(tag.encode()).hexdigest()[:12])
+        path = self.hint_file(item)
+        hints = load(path) if path is not None else None
+        ref = self.reference
+        if hints is not None and hints.reference:
+            ref = (path.parent / hints.reference)
+            if not ref.is_file():
+                raise ColorbatchError(
+                    f"hints {path}: field reference: {hints.reference!r} is not a file (a colour photo, "
+                    "relative to the hint file)")
+        if hints is None and ref is None:
+            return ItemHints()
+        return ItemHints(path, hints, ref, digest=digest(hints, ref))
 
 
 def json_schema() -> dict:

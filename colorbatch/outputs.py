@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from colorbatch.errors import ItemError
+from colorbatch.errors import ColorbatchError, ItemError
 
 
 @dataclass
@@ -117,10 +117,23 @@ class ImageOutput:
     def model_id(self):
         return self.ctx.state.model_id
 
+    def item_signature(self, item) -> dict:
+        """The resume key's options for ``item``: the run's, plus the digest of its colour hints
+        (so a resumed run redoes an image whose hints changed, and only that one)."""
+        plan = self.ctx.state.hints
+        if plan is None:
+            return self.signature
+        digest = plan.lookup(item).digest
+        return dict(self.signature, hints=digest) if digest else self.signature
+
     def is_done(self, item) -> bool:
         if self.options.overwrite:
             return False
-        return self.manifest.is_done(item.id, item.path, self.model_id(), self.signature)
+        try:
+            signature = self.item_signature(item)
+        except ColorbatchError:
+            return False  # a bad hint file: colorize reports it
+        return self.manifest.is_done(item.id, item.path, self.model_id(), signature)
 
     # ---- writing ------------------------------------------------------------
     def _pixels(self, item):
@@ -172,15 +185,18 @@ class ImageOutput:
             clean_stale_temps(folder)
             self.cleaned.add(folder)
         pixels = self._pixels(item)
+        signature = self.item_signature(item)
         metadata = {
             "colorbatch": self.version,
             "model": self.model_id(),
             "source": item.id,
             "steps": self.steps,
         }
+        if "hints" in signature:
+            metadata["hints"] = signature["hints"]
         write_image(target, pixels, fmt=self.fmt, metadata=metadata, quality=self.options.quality)
         self.written[rel] = item.id
-        self.manifest.add(item.id, item.path, rel, self.model_id(), self.signature)
+        self.manifest.add(item.id, item.path, rel, self.model_id(), signature)
         return target
 
     def close(self) -> None:

@@ -20,6 +20,8 @@ class RunState(dict):
     exclude_dirs: output folders of this run (from the steps' ``output_folders()``);
                   sources never read them back as inputs.
     output_overlaps_inputs: output folder -> True when inputs live inside it.
+    hints:        the colorize step's :class:`colorbatch.hints.HintPlan` (where each
+                  item's colour hints come from; save's resume check uses its digests).
     metrics, published, load_count, train_skipped_gray, train_skipped_unreadable:
                   what evaluate, train and load report (shown in the run summary).
     facts:        figures a plugin's step or source reports for the run summary
@@ -39,6 +41,7 @@ class RunState(dict):
     device: str | None = None
     exclude_dirs: list[str] = field(default_factory=list)
     output_overlaps_inputs: dict[str, bool] = field(default_factory=dict)
+    hints: Any = None
     metrics: Any = None
     published: Any = None
     load_count: int | None = None

@@ -76,18 +76,21 @@ def _classes():
 
         def _hint_terms(self, hints, i, like):
             """What hints add to stage ``i`` (shaped like ``like``), or 0."""
-            if hints is None or not self.accepts_hints:
+            if not self.accepts_hints:
                 return 0
-            from colorbatch.models.hints import pool_local
+            from colorbatch.models.hints import GLOBAL_DIM, pool_local
 
-            add = 0
-            if hints.mask is not None:
+            # no hint = all-zero maps and vector, as in training (so the biases still apply)
+            if hints is not None and hints.mask is not None:
                 add = self.hint_local[i](pool_local(hints.ab, hints.mask, like.shape[-2:]).to(like.dtype))
-            if hints.glob is not None:
+            else:
+                add = self.hint_local[i].bias.to(like.dtype)[None, :, None, None]
+            if hints is not None and hints.glob is not None:
                 g = self.hint_global(hints.glob.to(like.dtype))
-                lo = sum(self._stage_widths[:i])
-                add = add + g[:, lo:lo + like.shape[1], None, None]
-            return add
+            else:
+                g = self.hint_global(like.new_zeros(1, GLOBAL_DIM))
+            lo = sum(self._stage_widths[:i])
+            return add + g[:, lo:lo + like.shape[1], None, None]
 
         def features(self, feats, hints=None):
             feats = list(reversed(feats))

@@ -34,6 +34,7 @@ class Hints:
     ab: Any = None       # (B, 2, H, W) a*b*/128
     mask: Any = None     # (B, 1, H, W) in {0, 1}
     glob: Any = None     # (B, GLOBAL_DIM)
+    points: Any = None   # per image, [(y, x, radius, a128, b128)] at the maps' size (for refine)
 
     @property
     def empty(self) -> bool:
@@ -45,13 +46,13 @@ class Hints:
 
         if self.mask is None or not (pw or ph):
             return self
-        return Hints(F.pad(self.ab, (0, pw, 0, ph)), F.pad(self.mask, (0, pw, 0, ph)), self.glob)
+        return Hints(F.pad(self.ab, (0, pw, 0, ph)), F.pad(self.mask, (0, pw, 0, ph)), self.glob, self.points)
 
     def to(self, device, dtype=None) -> "Hints":
         def mv(t):
             return None if t is None else t.to(device=device, dtype=dtype or t.dtype)
 
-        return Hints(mv(self.ab), mv(self.mask), mv(self.glob))
+        return Hints(mv(self.ab), mv(self.mask), mv(self.glob), self.points)
 
 
 def pool_local(ab, mask, size):
@@ -197,4 +198,102 @@ def for_image(points_px, original_hw, net_hw, reference=None) -> Hints:
     ab = srgb_to_ab128([p[3] for p in points_px])
     pts = [(y * sy, x * sx, r * min(sx, sy), a, b) for (x, y, r, _), (a, b) in zip(points_px, ab)]
     amap, mask = points_to_maps([pts], (1, h, w)) if pts else (None, None)
-    return Hints(amap, mask, reference)
+    return Hints(amap, mask, reference, [pts] if pts else None)
+
+
+# the refinement after the network (see refine)
+SPREAD = 0.25        # spatial reach of a point hint: sigma as a fraction of the long side
+L_SIGMA = 10.0       # lightness affinity: sigma in L* units
+KEEP = 0.05          # how strongly far-away pixels keep the network's colour
+
+
+def refine(ab, L100, hints: Hints, spread: float = SPREAD, l_sigma: float = L_SIGMA, keep: float = KEEP,
+           match_chroma: bool = True):
+    """Make the output agree with the hints, after the network.
+
+    ``ab`` (1, 2, h, w) a*b*/128 predicted with the hints; ``L100`` (h, w) L* of the
+    same size. Point hints: the difference between each hint's colour and the
+    prediction over its disc is spread to pixels near it *and of similar lightness*
+    (a Gaussian in space times a Gaussian in L*, normalised over the hints, fading
+    to the network's own colour far away: an affinity interpolation after Levin et
+    al. 2004). Global hint: the chroma is scaled so the mean chroma matches the
+    reference's (within 0.5x..2x). Returns the refined ``ab``.
+    """
+    import torch
+
+    out = ab.clone()
+    h, w = ab.shape[-2:]
+    if match_chroma and hints is not None and hints.glob is not None and float(hints.glob[0, -1]) > 0:
+        want = float(hints.glob[0, GLOBAL_DIM - 2])
+        have = float(out[0].pow(2).sum(0).sqrt().mean())
+        if have > 1e-4 and want > 0:
+            out = out * min(2.0, max(0.5, want / have))
+    L = torch.as_tensor(L100, dtype=torch.float32, device=ab.device).reshape(h, w)
+    pts = (hints.points or [None])[0] if hints is not None else None
+    if pts:
+        sig = max(1.0, spread * max(h, w))
+        ys = torch.arange(h, dtype=torch.float32, device=ab.device)[:, None]
+        xs = torch.arange(w, dtype=torch.float32, device=ab.device)[None, :]
+        num = torch.zeros(2, h, w, device=ab.device)
+        den = torch.full((h, w), float(keep), device=ab.device)
+        for y, x, r, a, b in pts:
+            yi, xi, ri = int(round(y)), int(round(x)), max(0, int(round(r)))
+            y0, y1, x0, x1 = max(0, yi - ri), min(h, yi + ri + 1), max(0, xi - ri), min(w, xi + ri + 1)
+            if y0 >= y1 or x0 >= x1:
+                continue
+            delta = torch.tensor((a, b), device=ab.device) - out[0, :, y0:y1, x0:x1].mean(dim=(1, 2))
+            Lh = L[y0:y1, x0:x1].mean()
+            wgt = torch.exp(-((ys - y) ** 2 + (xs - x) ** 2) / (2 * sig * sig)) * \
+                torch.exp(-((L - Lh) ** 2) / (2 * l_sigma * l_sigma))
+            wgt[y0:y1, x0:x1] = 1e3  # the hint's own disc takes its colour
+            num += wgt * delta[:, None, None]
+            den += wgt
+        out[0] = out[0] + num / den
+    return out.clamp_(-1.0, 1.0)
+
+
+def stack(per_image, size) -> Hints | None:
+    """Per-image :class:`Hints` (batches of one, or None) -> one batch at the padded ``size``
+    (Hp, Wp); maps are placed top-left (the network pads right/bottom). None when no image
+    has a hint."""
+    import torch
+
+    if not any(h is not None and not h.empty for h in per_image):
+        return None
+    B = len(per_image)
+    Hp, Wp = size
+    ab = torch.zeros(B, 2, Hp, Wp)
+    mask = torch.zeros(B, 1, Hp, Wp)
+    glob = torch.zeros(B, GLOBAL_DIM)
+    for i, h in enumerate(per_image):
+        if h is None:
+            continue
+        if h.mask is not None:
+            hh, ww = h.mask.shape[-2:]
+            ab[i, :, :hh, :ww] = h.ab[0].cpu()
+            mask[i, :, :hh, :ww] = h.mask[0].cpu()
+        if h.glob is not None:
+            glob[i] = h.glob[0].cpu()
+    return Hints(ab, mask, glob)
+
+
+def simulate_user_points(rgb, n: int, seed: int, radius_frac: float = 0.01):
+    """N point hints a simulated user gives, from a colour original (H x W x 3 float 0-1):
+    places uniformly at random (``seed``), each hint's colour the mean sRGB of a disc of
+    radius ``radius_frac`` x the long side there. Returns ``(x, y, radius, (r, g, b))`` in
+    pixels of the original, as :func:`colorbatch.hints.points_in_pixels` does."""
+    import numpy as np
+
+    rgb = np.asarray(rgb)
+    H, W = rgb.shape[:2]
+    rng = np.random.default_rng(seed)
+    r = max(1.0, radius_frac * max(H, W))
+    out = []
+    for _ in range(int(n)):
+        x, y = int(rng.integers(0, W)), int(rng.integers(0, H))
+        y0, y1, x0, x1 = max(0, int(y - r)), min(H, int(y + r) + 1), max(0, int(x - r)), min(W, int(x + r) + 1)
+        yy, xx = np.ogrid[y0:y1, x0:x1]
+        disc = (yy - y) ** 2 + (xx - x) ** 2 <= r * r
+        c = np.clip(rgb[y0:y1, x0:x1][disc].astype(np.float64).mean(axis=0), 0, 1) * 255.0
+        out.append((float(x), float(y), r, tuple(int(v + 0.5) for v in c)))
+    return out

@@ -12,7 +12,7 @@ from typing import Annotated, Iterable, Iterator, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from colorbatch.errors import ItemError
+from colorbatch.errors import ColorbatchError, ItemError
 from colorbatch.steps import Step, StepDef
 
 
@@ -42,6 +42,21 @@ class Options(BaseModel):
         "the predicted a*b*: below 1 gives safer, paler colours, above 1 more vivid ones; L* is never "
         "changed. A number is recorded with the model id.",
     )
+    hints: Optional[str] = Field(
+        None,
+        description="Folder of hint files mirroring the input tree (in/a/b.jpg -> HINTS/a/b.hints.json); "
+        "sidecar NAME.hints.json files beside the images are used in any case. See docs/hints.md.",
+    )
+    reference: Optional[str] = Field(
+        None, description="A colour photo whose colours guide every image (a global hint); a hint file's own reference wins."
+    )
+    reference_self: bool = Field(
+        False, description="Evaluation: each colour input's own colours are its global hint (the upper bound a reference reaches)."
+    )
+    simulate_hints: int = Field(
+        0, ge=0, le=1000, description="Evaluation: N point hints simulated from each colour input's truth, as a user would give them."
+    )
+    hint_seed: int = Field(0, description="Seed of simulate_hints (per image, combined with the image's id).")
     max_batch_pixels: int = Field(
         16_000_000, ge=1,
         description="Full-resolution pixels held at once; a batch is cut early above it (bounds memory for huge images).",
@@ -114,6 +129,21 @@ class ColorizeStep(Step):
             ctx.state.model = str(self.model_path)
         only_save = bool(later) and all(d.writes_outputs for d in later)
         self.keep_arrays = options.keep_arrays if options.keep_arrays is not None else not only_save
+        from colorbatch.steps.colorize_hints import StepHints
+
+        self.hints = StepHints(options)
+        self.hint_plan = ctx.state.hints = self.hints.plan
+        # simulated hints and reference = self read the colour truth
+        self.want_rgb = self.keep_arrays or self.hints.needs_truth
+        if self.hint_plan.explicit and self.model_path is not None:
+            from colorbatch.models.checkpoint import read_meta
+
+            if not (read_meta(self.model_path).get("model") or {}).get("hints"):
+                from colorbatch.errors import ColorbatchError
+
+                raise ColorbatchError(
+                    f"model {ctx.state.model_id} takes no colour hints: use a hint-aware model (the shipped "
+                    "default, or one trained with hints = true), or drop --hints/--reference")
 
     # ---- model --------------------------------------------------------------
     def _with_chroma(self, mid: str) -> str:
@@ -131,9 +161,12 @@ class ColorizeStep(Step):
         path = self.model_path or self.options.model or self.ctx.state.checkpoint
         configure_threads(self.device, self.workers)
         tune_malloc()
-        self.colorizer = Colorizer(
+        colorizer = Colorizer(
             path, self.device, self.options.size, self.options.batch_size, chroma=self.options.chroma
         )
+        if self.hint_plan.explicit:
+            colorizer.check_hints()  # the run asked for hints: stop before any work
+        self.colorizer = colorizer
         self.ctx.state.model_id = self.colorizer.model_id
         self.ctx.state.model = str(self.colorizer.path) if self.colorizer.path else self.colorizer.model_id
         self.ctx.state.device = str(self.device)
@@ -185,13 +218,13 @@ class ColorizeStep(Step):
         workers = min(self.workers, len(todo))
         if workers <= 0 or len(todo) < 2:
             for item in chunk:
-                yield item, prepare_item(item, size, compact=False, want_rgb=self.keep_arrays)
+                yield item, prepare_item(item, size, compact=False, want_rgb=self.want_rgb)
             return
         import torch
         from torch.utils.data import DataLoader
 
         loader = DataLoader(
-            _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.keep_arrays),
+            _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.want_rgb),
             batch_size=None,
             num_workers=workers,
             collate_fn=_identity,
@@ -202,7 +235,7 @@ class ColorizeStep(Step):
         results = iter(loader)
         for item in chunk:
             if item.L is not None:
-                yield item, prepare_item(item, size, compact=False, want_rgb=self.keep_arrays)
+                yield item, prepare_item(item, size, compact=False, want_rgb=self.want_rgb)
             else:
                 yield item, next(results)
 
@@ -219,7 +252,12 @@ class ColorizeStep(Step):
             if "error" in prep:
                 self.ctx.fail(item, ItemError(prep["error"]))
                 continue
-            held.append((item, prep))
+            try:
+                hints = self.hints.for_item(item, prep, self.colorizer)
+            except ColorbatchError as exc:  # a bad hint file fails this item only
+                self.ctx.fail(item, ItemError(str(exc)))
+                continue
+            held.append((item, prep, hints))
             pixels += prep["Lq"].numel()
             if len(held) >= self.colorizer.batch_size or pixels >= self.options.max_batch_pixels:
                 self._submit(held, pending)
@@ -241,7 +279,9 @@ class ColorizeStep(Step):
         from concurrent.futures import Future
 
         try:
-            preds = self.colorizer.predict_small([p["small"] for _, p in held])
+            hints = [h for _, _, h in held]
+            preds = self.colorizer.predict_small([p["small"] for _, p, _ in held],
+                                                 hints if any(h is not None for h in hints) else None)
         except Exception as exc:  # noqa: BLE001 - e.g. OOM at batch 1: fail these items
             if len(held) == 1:
                 fut = Future()
@@ -252,7 +292,7 @@ class ColorizeStep(Step):
                 self._submit([one], pending)
             return
         pool = self._pool()
-        for (item, prep), pred in zip(held, preds):
+        for (item, prep, _), pred in zip(held, preds):
             px = prep["Lq"].numel()  # before the helper thread takes it
             pending.append((item, pool.submit(self._compose, item, prep, pred), px))
 
@@ -308,5 +348,5 @@ STEP = StepDef(
     options=lambda: Options,
     factory=ColorizeStep,
     help="Predict colour (a*b*) from L* with a trained model; outputs keep the input's full-resolution L*.",
-    path_options=("model",),
+    path_options=("model", "hints", "reference"),
 )
