@@ -22,6 +22,13 @@ Runs and summaries
     a plugin's own values kept by type with ``put``/``find``; ``facts`` for the
     run summary), ``execute``, ``run_plan``, ``RunSummary``,
     ``versions``
+Colorizing and colour hints (torch is imported on use)
+    ``Colorizer`` (``predict_small``/``predict_ab`` with per-image hints,
+    ``encode``/``decode`` to re-colorize one image with new hints at the cost of
+    the decoder alone, ``recombine``, ``net_hw``, ``accepts_hints``),
+    ``net_shape``, ``resize_L01``, ``discover_model``; hint files: ``HintFile``,
+    ``load_hints``, ``find_hints``, ``points_in_pixels``, ``hint_digest``,
+    ``HINTS_SUFFIX``; network hints: ``hints_for_image``, ``reference_hint``
 Commands (``colorbatch_register_commands``)
     ``handle_errors`` (one line and the documented exit code for expected
     errors, exit 3 for bugs), ``plugin_manager()``, ``report_load_errors``,
@@ -81,6 +88,18 @@ _LAZY = {
     "stderr_console": ("colorbatch.commands", "stderr_console"),
     "finish_run": ("colorbatch.commands", "finish_run"),
     "run_builtin_recipe": ("colorbatch.commands", "run_builtin_recipe"),
+    "Colorizer": ("colorbatch.colorizer", "Colorizer"),
+    "net_shape": ("colorbatch.colorizer", "net_shape"),
+    "resize_L01": ("colorbatch.colorizer", "resize_L01"),
+    "discover_model": ("colorbatch.models.checkpoint", "discover_model"),
+    "HintFile": ("colorbatch.hints", "HintFile"),
+    "load_hints": ("colorbatch.hints", "load"),
+    "find_hints": ("colorbatch.hints", "find"),
+    "points_in_pixels": ("colorbatch.hints", "points_in_pixels"),
+    "hint_digest": ("colorbatch.hints", "digest"),
+    "HINTS_SUFFIX": ("colorbatch.hints", "SUFFIX"),
+    "hints_for_image": ("colorbatch.models.hints", "for_image"),
+    "reference_hint": ("colorbatch.models.hints", "reference_hint"),
 }
 
 

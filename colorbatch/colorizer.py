@@ -240,6 +240,51 @@ class Colorizer:
                 out.append(p)
         return out
 
+    # ---- one image, many hints (the studio) ---------------------------------
+    @property
+    def can_split(self) -> bool:
+        """Whether :meth:`encode` / :meth:`decode` work (a torch model with encoder and decoder)."""
+        return hasattr(self.model, "encoder") and hasattr(self.model, "decoder") and hasattr(self.model, "_pad")
+
+    def encode(self, small):
+        """(1,h,w) L*/100 at network size -> the encoder's features (kept by a caller that
+        re-colorizes one image with changing hints: then a new hint costs only the decoder)."""
+        import torch
+
+        from colorbatch.device import autocast
+
+        x = self.model._pad(small[None].to(self.device))
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast(self.device):
+            return [f.clone() for f in self.model.encoder(x)], tuple(x.shape[-2:])
+
+    def decode(self, encoded, small, hints=None):
+        """Features from :meth:`encode` (+ the same ``small``, optional :class:`Hints`) ->
+        (2,h,w) a*b*/128, exactly what :meth:`predict_small` gives for that image."""
+        import torch
+
+        from colorbatch.device import autocast
+        from colorbatch.models.hints import refine, stack
+
+        feats, padded = encoded
+        h, w = small.shape[-2:]
+        given = stack([hints], padded) if hints is not None else None
+        if given is not None:
+            self.check_hints()
+            given = given.to(self.device)
+        with torch.inference_mode(), autocast(self.device):
+            if self.classify:
+                ab = self.model.decoder(feats, padded, self.temperature, given).float()
+            else:
+                ab = self.model.decoder(feats, padded, 1.0, given).float()
+            if self.chroma != 1.0:
+                ab = (ab * self.chroma).clamp_(-1.0, 1.0)
+            p = ab[0, :, :h, :w]
+            if hints is not None and not hints.empty:
+                p = refine(p[None], small[0].to(p.device) * 100.0, hints)[0]
+        return p
+
     # ---- library API (contract) ------------------------------------------
     def predict_ab(self, Ls, hints=None):
         """List of H x W float32 L* arrays -> list of H x W x 2 float32 a*b* at full resolution.
