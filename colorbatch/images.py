@@ -52,8 +52,8 @@ def decode_L(item, *, quantised: bool = False, max_pixels: int | None = None,
     """Read ``item``'s file and compute its L*: the one decode-to-L* path -> ``(L, decoded)``.
 
     ``L`` is float32 L* (0..100), or with ``quantised=True`` uint16 (``L * 655.35``):
-    then 8-bit files stay uint8 in ``decoded.pixels`` and L* comes by table lookup
-    (no float image); other files are float32 in [0, 1]. The decoded notes and
+    then 8-bit files stay uint8 in ``decoded.pixels`` and L* comes from the fused
+    kernel (:func:`pixels_to_Lq`, no float image); other files are float32 in [0, 1]. The decoded notes and
     metadata are copied onto the item. ``max_pixels`` defaults to
     ``item.meta["max_pixels"]`` (the load step's option), then the global limit.
     Raises :class:`ImageReadError`.
@@ -64,12 +64,22 @@ def decode_L(item, *, quantised: bool = False, max_pixels: int | None = None,
         max_pixels = item.meta.get("max_pixels")
     dec = read_image(item.path, max_pixels=max_pixels, draft=draft, raw8=quantised)
     note_decoded(item, dec)
+    if dec.pixels.dtype == np.uint8 or quantised:  # raw8 (only when quantised): table lookups
+        return pixels_to_Lq(dec.pixels), dec
     color = _color()
-    if dec.pixels.dtype == np.uint8:  # raw8: only when quantised
-        return color.Lq_from_u8(dec.pixels), dec
     to_L = color.rgb_to_L_np if dec.is_color else color.gray_to_L_np
-    L = np.asarray(to_L(dec.pixels), dtype=np.float32)
-    return (quantize_L(L) if quantised else L), dec
+    return np.asarray(to_L(dec.pixels), dtype=np.float32), dec
+
+
+def pixels_to_Lq(pixels: np.ndarray) -> np.ndarray:
+    """Quantised L* (uint16) of decoded pixels (uint8, uint16 or float in [0, 1]; gray or
+    colour) in one fused pass (:mod:`colorbatch.kernels`; its reference path without numba).
+    Single-threaded in child processes (DataLoader workers: one per core already)."""
+    import multiprocessing
+
+    from colorbatch import kernels
+
+    return kernels.lq_from_rgb8(pixels, parallel=multiprocessing.parent_process() is None)
 
 
 def decode_item(item, max_pixels: int | None = None, draft: tuple[int, int] | None = None):

@@ -45,6 +45,8 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     Lq: H x W uint16 (quantised L*) or float32 L* numpy array.
     ab_small: (2, h, w) tensor of a*b*/128 at network resolution (any device).
     Returns (rgb uint8 H x W x 3, ab float32 H x W x 2 or None).
+    On the CPU: the fused kernel (:func:`compose_full_kernel`), or without numba the
+    torch tables (:func:`compose_full_cpu`); on other devices torch in row tiles.
     """
     import torch
 
@@ -52,6 +54,10 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
 
     H, W = Lq.shape
     if torch.device(device).type == "cpu":
+        from colorbatch import kernels
+
+        if kernels.available():  # else said once; the torch tables below
+            return compose_full_kernel(Lq, ab_small, want_ab)
         return compose_full_cpu(Lq, ab_small, want_ab)
     rgb = np.empty((H, W, 3), dtype=np.uint8)
     ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
@@ -68,6 +74,21 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
         rgb[y0:y1] = lab_to_srgb8_keep_L(L, ab[0], ab[1]).cpu().numpy()
         if want_ab:
             ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
+    return rgb, ab_full
+
+
+def compose_full_kernel(Lq, ab_small, want_ab: bool):
+    """CPU recombination in one fused pass (:func:`colorbatch.kernels.rgb8_from_lab`):
+    bilinear upsampling, LAB -> sRGB keeping L*, 8-bit quantisation per row, no
+    full-size float temporaries (the a*b* output only when ``want_ab``)."""
+    import torch
+
+    from colorbatch import kernels
+
+    H, W = Lq.shape
+    ab = ab_small.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0).numpy()
+    ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
+    rgb = kernels.rgb8_from_lab(Lq, ab, ab_scale=128.0, ab_out=ab_full)
     return rgb, ab_full
 
 

@@ -81,3 +81,53 @@ def test_cpu_compose_matches_reference_recombination():
     assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8
     assert np.abs(rgb.astype(int) - ref.permute(1, 2, 0).numpy().astype(int)).max() <= 1
     assert np.abs(ab - up.permute(1, 2, 0).numpy()).max() < 1e-3
+
+
+def test_compose_full_on_cpu_uses_the_kernel_within_the_issue_tolerances(monkeypatch):
+    """The pipeline's CPU recombination (the fused kernel where numba runs) agrees with the
+    torch path: L* of the output within 0.5, a*b* within 1, the a*b* output within 1e-3."""
+    from colorbatch import kernels
+    from colorbatch.recombine import compose_full
+
+    calls = []
+    real = kernels.rgb8_from_lab
+    monkeypatch.setattr(kernels, "rgb8_from_lab", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+
+    rng = np.random.default_rng(3)
+    H, W = 97, 203
+    Lq = (rng.random((H, W)) * 65535).astype(np.uint16)
+    ab_small = torch.from_numpy(rng.uniform(-0.6, 0.6, (2, 13, 25)).astype(np.float32))
+    with torch.inference_mode():
+        rgb, ab = compose_full(Lq, ab_small, "cpu", want_ab=True)
+        ref, ref_ab = compose_full_cpu(Lq, ab_small, want_ab=True)
+        no_ab = compose_full(Lq, ab_small, "cpu", want_ab=False)
+    assert no_ab[1] is None and np.array_equal(no_ab[0], rgb)
+    assert np.abs(ab - ref_ab).max() < 1e-3
+    lab = color.rgb_to_lab(torch.from_numpy(rgb.astype(np.float32) / 255.0).permute(2, 0, 1))
+    lab_ref = color.rgb_to_lab(torch.from_numpy(ref.astype(np.float32) / 255.0).permute(2, 0, 1))
+    assert (lab[0] - lab_ref[0]).abs().max() <= 0.5
+    assert (lab[1:] - lab_ref[1:]).abs().max() <= 1.0
+    assert len(calls) == (2 if kernels.available() else 0)
+
+
+def test_decode_L_quantised_uses_the_fused_kernel(tmp_path, monkeypatch):
+    """decode_L(quantised=True) goes through kernels.lq_from_rgb8, for 8-bit and 16-bit files."""
+    from PIL import Image
+
+    from colorbatch import kernels
+    from colorbatch.images import decode_L
+    from colorbatch.item import Item
+
+    rng = np.random.default_rng(4)
+    p8 = tmp_path / "c.png"
+    Image.fromarray(rng.integers(0, 256, (21, 33, 3), dtype=np.uint8)).save(p8)
+    p16 = tmp_path / "g16.png"
+    Image.fromarray(rng.integers(0, 65536, (17, 9), dtype=np.uint16)).save(p16)
+    seen = []
+    real = kernels.lq_from_rgb8
+    monkeypatch.setattr(kernels, "lq_from_rgb8", lambda px, **kw: seen.append(px.dtype) or real(px, **kw))
+    for p in (p8, p16):
+        Lq, dec = decode_L(Item(id=p.name, path=p), quantised=True)
+        L = decode_L(Item(id=p.name, path=p))[0]
+        assert Lq.dtype == np.uint16 and np.abs(Lq / L_SCALE - L).max() < 0.01
+    assert seen[0] == np.uint8 and len(seen) == 2
