@@ -61,6 +61,64 @@ class _Task:
         self._progress.update(self._id, visible=False)
 
 
+class ItemTotals:
+    """How many items each item-counting progress task will see, from what the load
+    steps listed: items a load step at position j lists reach a task at step k > j unless
+    a step in between consumes the stream (one that produces a checkpoint: train);
+    items that failed at a step up to k, or were skipped before k, since the listing
+    are taken off."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.counts: dict[int, int | None] = {}  # load step position (0-based) -> items listed (None: unknown)
+        self.base: dict[str, tuple[int, int]] | None = None  # (failed, skipped) per step at the first listing
+        self.tasks: dict[int, int] = {}  # progress task id -> step position (0-based) it counts at
+        self.shown: dict[int, int | None] = {}
+
+    def listed(self, index: int, count: int | None, stats: dict) -> None:
+        if self.base is None:
+            self.base = {sid: (st.failed, st.skipped) for sid, st in stats.items()}
+        prev = self.counts.get(index, 0)
+        self.counts[index] = None if count is None or prev is None else prev + int(count)
+
+    def follow(self, task_id: int, index: int) -> None:
+        self.tasks[task_id] = index
+
+    def _consumes(self, index: int) -> bool:
+        return "checkpoint" in self.plan.steps[index].stepdef.produces
+
+    def total(self, k: int, stats: dict) -> int | None:
+        """Items expected at step position ``k`` (0-based; ``len(plan.steps)``: out of the last step)."""
+        parts = [(j, n) for j, n in self.counts.items()
+                 if j < k and not any(self._consumes(i) for i in range(j + 1, k))]
+        if not parts or any(n is None for _, n in parts):
+            return None
+        first = min(j for j, _ in parts)
+        removed = 0
+        base = self.base or {}
+        for cfg in self.plan.steps[first : k + 1]:
+            st = stats.get(cfg.id)
+            if st is None:
+                continue
+            failed0, skipped0 = base.get(cfg.id, (0, 0))
+            removed += st.failed - failed0
+            if cfg.index - 1 < k:
+                removed += st.skipped - skipped0
+        return max(0, sum(n for _, n in parts) - removed)
+
+    def apply(self, progress, stats: dict) -> None:
+        if not self.tasks:
+            return
+        done = {t.id: t.completed for t in progress.tasks}
+        for task_id, k in self.tasks.items():
+            total = self.total(k, stats)
+            if total is not None:
+                total = max(total, int(done.get(task_id, 0)))
+            if self.shown.get(task_id) != total:
+                self.shown[task_id] = total
+                progress.update(task_id, total=total)
+
+
 class RunContext:
     """Everything a step may use: options of the run, shared state, reporting.
 
@@ -105,6 +163,7 @@ class RunContext:
         self._progress = None
         self._events = None
         self.interrupted = False
+        self.totals = ItemTotals(plan)
 
     # ---- what the summary shows ---------------------------------------------
     @property
@@ -151,6 +210,7 @@ class RunContext:
         self.failures.append({"item": item.label, "step": sid, "error": message})
         if step is not None:
             self.stats.setdefault(step.id, StepStats()).failed += 1
+            self.refresh_totals()
         if not self.json_mode:
             line = f"failed: {message}" if item.label in message else f"failed: {item.label}: {message}"
             self.console.print(printable(line), style="red", markup=False, highlight=False)
@@ -166,11 +226,35 @@ class RunContext:
         if name != "item_failed":
             self.pm.hook.colorbatch_event(run=self, name=name, data=data)
 
-    def task(self, description: str, total: int | None = None, unit: str = "items"):
-        """A progress bar on stderr; a no-op when progress is off."""
+    def task(self, description: str, total: int | None = None, unit: str = "items", *,
+             counts_items: bool = False, at: StepConfig | None = None):
+        """A progress bar on stderr; a no-op when progress is off.
+
+        ``counts_items=True``: the task advances once per item that gets through the
+        step ``at`` (default: the current step); its total then follows what the load
+        steps listed (:meth:`listed`), less the items that failed or were skipped on
+        the way, so the bar shows a total, a percentage and an ETA whenever the
+        count is known (never for an unbounded source such as a watched folder).
+        """
         if self._progress is None or not self.is_main:
             return _NullTask()
-        return _Task(self._progress, self._progress.add_task(description, total=total, unit=unit))
+        task = _Task(self._progress, self._progress.add_task(description, total=total, unit=unit))
+        if counts_items and total is None and not self.distributed:
+            step = at if at is not None else self.current
+            self.totals.follow(task._id, len(self.plan.steps) if step is None else step.index - 1)
+            self.refresh_totals()
+        return task
+
+    def listed(self, count: int | None) -> None:
+        """A load step says how many items it will yield (None: it cannot know, e.g. a
+        watched folder); tasks that count items show totals from it."""
+        self.totals.listed(self.current.index - 1 if self.current is not None else 0, count, self.stats)
+        self.refresh_totals()
+
+    def refresh_totals(self) -> None:
+        """Update the totals of item-counting tasks (after a listing, a failure or a skip)."""
+        if self._progress is not None:
+            self.totals.apply(self._progress, self.stats)
 
     def path(self, *parts: str) -> Path:
         """A path inside the run folder (created on demand)."""
@@ -182,7 +266,7 @@ class RunContext:
 
 
 def progress_display(console):
-    """A rich progress display (spinner, bar, count, rate, times) on ``console``."""
+    """A rich progress display (spinner, bar, count, percentage, rate, elapsed time, ETA) on ``console``."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -201,11 +285,16 @@ def progress_display(console):
             unit = task.fields.get("unit", "items")
             return Text(f"{speed:.2f} {unit}/s" if speed else f"- {unit}/s", style="cyan")
 
+    class PercentColumn(ProgressColumn):
+        def render(self, task):  # blank while the total is unknown
+            return Text("" if task.total is None else f"{task.percentage:>3.0f}%", style="magenta")
+
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        PercentColumn(),
         RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),

@@ -59,6 +59,7 @@ def _skip_done(ctx: RunContext, items: Iterator[Item], later: list, cfg: StepCon
         done_by = next((s for s in later if s.is_done(item)), None)
         if done_by is not None:
             ctx.stats[cfg.id].skipped += 1
+            ctx.refresh_totals()
             ctx.event("item_skipped", {"item": item.label, "reason": "output exists"})
             continue
         yield item
@@ -104,6 +105,7 @@ def _execute(ctx: RunContext, term) -> dict:
         with progress_cm as progress:
             ctx._progress = progress
             build_steps(ctx, steps)  # every step first, so setup errors surface before any work
+            ctx.current = None
             stream = stream_items(ctx, steps)
             finished = _drain(ctx, stream)
             ctx.current = None
@@ -174,7 +176,7 @@ def _drain(ctx: RunContext, stream: Iterator[Item]) -> int:
     from colorbatch.images import notes_to_show
 
     finished = 0
-    overall = ctx.task("items")
+    overall = ctx.task("items", counts_items=True)  # out of the last step: total and ETA once listed
     for item in stream:
         if item.is_marker:
             continue

@@ -182,7 +182,7 @@ class ColorizeStep(Step):
     def run(self, items: Iterable) -> Iterator:
         if not self.after_train:
             self._resolve()
-        self.task = self.ctx.task("colorize", total=None, unit="images")
+        self.task = self.ctx.task("colorize", unit="images", counts_items=True)
         it = iter(items)
         position = 0
         while True:

@@ -121,20 +121,28 @@ class LoadStep(Step):
             item.meta["max_pixels"] = self.options.max_pixels
         return item
 
-    def items(self) -> Iterator:
+    def items(self, *, report_count: bool = False) -> Iterator:
         """This step's own items: sorted, limited and indexed.
 
         A source may return a list (or any sized sequence), or an unbounded
         iterator (a watched folder) whose items and flush markers are streamed
-        as they come.
+        as they come. ``report_count``: tell the run how many items will come
+        (``ctx.listed``: progress totals and ETA), or that it cannot know.
         """
+        from collections.abc import Iterator as _Iter
+        from collections.abc import Sized
+
         from colorbatch import registry
 
         sdef = registry.sources(self.ctx.pm)[self.layout]
         result = sdef.enumerate(self.options.source, self.options, self.ctx)
+        limit = self.options.limit
+        if report_count:
+            known = result is None or (isinstance(result, Sized) and not isinstance(result, _Iter))
+            count = 0 if result is None else len(result) if known else None
+            self.ctx.listed(count if count is None or limit is None else min(count, limit))
         if result is None:
             return
-        limit = self.options.limit
         index = 0
         if limit == 0:
             return
@@ -151,7 +159,7 @@ class LoadStep(Step):
     def run(self, items: Iterable) -> Iterator:
         yield from items
         self.count = 0
-        yield from self.items()
+        yield from self.items(report_count=True)
         if not self.count:
             self.ctx.warn(f"{self.options.source}: no input files found")
         self.ctx.state.load_count = (self.ctx.state.load_count or 0) + self.count
