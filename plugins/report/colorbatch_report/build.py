@@ -56,11 +56,14 @@ def _thumb_entry(item: str, thumbs: Thumbnails, data: RunData, rows_by_item: dic
         have = thumbs.add_files(item, saved.get("input"), saved.get("output"))
     if not have:
         return None
-    return {
+    entry = {
         "item": item,
         "thumbs": {r: f"{THUMBS}/{n}" for r, n in have.items()},
         "metrics": rows_by_item.get(item) or {},
     }
+    if item in thumbs.hints:
+        entry["hints"] = thumbs.hints[item]
+    return entry
 
 
 def build_model(data: RunData, out: Path, *, title: str | None, thumbs: Thumbnails, max_gallery: int) -> dict:
@@ -142,7 +145,8 @@ def report_json(m: dict) -> dict:
             "best": [{"item": x["item"], **{k: v for k, v in x["metrics"].items() if k != "item"}} for x in m["best"]],
             "worst": [{"item": x["item"], **{k: v for k, v in x["metrics"].items() if k != "item"}} for x in m["worst"]],
         },
-        "gallery": {"shown": len(m["gallery"]), "total": m["gallery_total"]},
+        "gallery": {"shown": len(m["gallery"]), "total": m["gallery_total"],
+                    "with_hints": sum(1 for x in m["gallery"] if x.get("hints"))},
         "files": {"html": HTML_NAME, "thumbnails": THUMBS + "/"},
         "notes": m["notes"],
     }
@@ -166,7 +170,7 @@ def write_report(
         thumbs.load_index()
     m = build_model(data, out, title=title, thumbs=thumbs, max_gallery=max_gallery)
     html = render(m)
-    if thumbs.index:
+    if thumbs.index or thumbs.hints:
         thumbs.save_index()
     atomic_write_bytes(out / JSON_NAME, (json.dumps(report_json(m), indent=2, default=str) + "\n").encode("utf-8"))
     path = out / HTML_NAME

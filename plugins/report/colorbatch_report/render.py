@@ -10,6 +10,7 @@ from functools import lru_cache
 from html import escape
 from importlib import resources
 
+from colorbatch_report.hints import overlay
 from colorbatch_report.rundata import finite, is_number
 from colorbatch_report.svg import loss_svg
 
@@ -275,12 +276,13 @@ def card(entry: dict, lazy: bool = True) -> str:
     load = ' loading="lazy"' if lazy else ""
     panels = []
     gray, color, truth = t.get("gray"), t.get("color"), t.get("truth")
+    marks = overlay(entry.get("hints"))  # the colour hints, over the before/after view
     if gray and color:
         panels.append(
             '<div class="panel"><div class="compare">'
             f'<img class="under" src="{e(gray)}" alt="gray input"{load}>'
             f'<img class="over" src="{e(color)}" alt="colorized"{load}>'
-            '<div class="divider"></div></div>'
+            f'<div class="divider"></div>{marks}</div>'
             '<span class="tag">colorized</span><span class="tag right">gray</span>'
             '<input type="range" class="slider" min="0" max="100" value="50" '
             f'aria-label="before / after: {e(item)}"></div>')
@@ -288,7 +290,7 @@ def card(entry: dict, lazy: bool = True) -> str:
         one = color or gray
         if one:
             panels.append(f'<div class="panel"><img src="{e(one)}" alt="{"colorized" if color else "gray input"}"{load}>'
-                          f'<span class="tag">{"colorized" if color else "gray input"}</span></div>')
+                          f'<span class="tag">{"colorized" if color else "gray input"}</span>{marks}</div>')
     if truth:
         panels.append(f'<div class="panel"><img class="truth" src="{e(truth)}" alt="ground truth"{load}>'
                       '<span class="tag">ground truth</span></div>')

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from colorbatch.api import Step, StepDef
 from colorbatch_report import build
+from colorbatch_report import hints as hint_marks
 from colorbatch_report.rundata import (
     add_gains,
     assemble,
@@ -133,6 +134,9 @@ class ReportStep(Step):
         if wanted:
             self.position[key] = self.seen
             self.thumbs.add_arrays(key, L=item.L, rgb=item.rgb, output=item.output)
+            record = hint_marks.from_item(item)
+            if record is not None:
+                self.thumbs.hints[key] = record
         if evicted:
             keep = self._keep()
             for old in evicted:

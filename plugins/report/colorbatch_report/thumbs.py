@@ -5,7 +5,8 @@ Three roles per item: ``gray`` (the L* the model saw, shown as sRGB gray),
 input was in colour). File names are a hash of the item id, so they are safe in
 URLs and stable between rebuilds. ``thumbs/index.json`` records which
 thumbnails exist for which item, so that ``colorbatch report`` can rebuild the
-page from what the ``report`` step made during the run.
+page from what the ``report`` step made during the run; it also keeps the
+colour hints of those items (see ``colorbatch_report.hints``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from colorbatch.api import atomic_write_bytes
+from colorbatch_report import hints as hint_marks
 
 ROLES = ("gray", "color", "truth")
 INDEX = "index.json"
@@ -113,6 +115,7 @@ class Thumbnails:
         self.index: dict[str, dict[str, str]] = {}
         self.gallery: list[str] | None = None  # set by the report step: its sample, in order
         self.pending: dict[str, dict[str, bytes]] = {}  # encoded, not yet written
+        self.hints: dict[str, dict] = {}  # item -> hint record (hints.clean), for the cards
 
     # ---- index --------------------------------------------------------------
     def load_index(self) -> None:
@@ -120,7 +123,14 @@ class Thumbnails:
             data = json.loads((self.folder / INDEX).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
-        if not isinstance(data, dict) or data.get("size") != self.size or data.get("format") != self.fmt:
+        if not isinstance(data, dict):
+            return
+        if isinstance(data.get("hints"), dict):  # kept whatever the thumbnail settings
+            for item, record in data["hints"].items():
+                record = hint_marks.clean(record)
+                if record is not None:
+                    self.hints[item] = record
+        if data.get("size") != self.size or data.get("format") != self.fmt:
             return  # different settings: rebuild as needed
         if isinstance(data.get("gallery"), list):
             self.gallery = [g for g in data["gallery"] if isinstance(g, str)]
@@ -137,10 +147,13 @@ class Thumbnails:
         data = {"size": self.size, "format": self.fmt, "items": self.index}
         if self.gallery is not None:
             data["gallery"] = self.gallery
+        if self.hints:
+            data["hints"] = self.hints
         atomic_write_bytes(self.folder / INDEX, json.dumps(data).encode("utf-8"))
 
     def forget(self, item: str) -> None:
         self.pending.pop(item, None)
+        self.hints.pop(item, None)
         for name in self.index.pop(item, {}).values():
             try:
                 (self.folder / name).unlink()

@@ -22,6 +22,11 @@ class ReportParser(HTMLParser):
         self.svg_circles = 0
         self.failures: list[str] = []
         self.cards: list[str] = []
+        self.hint_marks: dict[str, list[dict]] = {}  # card item -> its hint circles (cx, cy, fill, ...)
+        self.hint_legends: dict[str, str] = {}  # card item -> the legend's text
+        self._card = None
+        self._hints_svg = False
+        self._legend = None
         self.scripts = 0
         self._table = None
         self._row = None
@@ -53,10 +58,17 @@ class ReportParser(HTMLParser):
             self.svg_polylines.append(a)
         elif tag == "circle":
             self.svg_circles += 1
+            if self._hints_svg and self._card is not None:
+                self.hint_marks.setdefault(self._card, []).append(a)
+        elif tag == "svg" and "hints" in (a.get("class") or "").split():
+            self._hints_svg = True
+        elif tag == "span" and "hints-legend" in (a.get("class") or "").split() and self._card is not None:
+            self._legend = ""
         elif tag == "li" and "data-item" in a:
             self._li = {"item": a["data-item"], "text": ""}
         elif tag == "figure" and "card" in (a.get("class") or ""):
             self.cards.append(a.get("data-item"))
+            self._card = a.get("data-item")
 
     def handle_endtag(self, tag):
         if tag in ("td", "th") and self._cell is not None and self._row is not None:
@@ -73,12 +85,21 @@ class ReportParser(HTMLParser):
         elif tag == "li" and self._li is not None:
             self.failures.append(self._li)
             self._li = None
+        elif tag == "svg":
+            self._hints_svg = False
+        elif tag == "span" and self._legend is not None:
+            self.hint_legends[self._card] = self._legend
+            self._legend = None
+        elif tag == "figure":
+            self._card = None
 
     def handle_data(self, data):
         if self._cell is not None:
             self._cell["text"] += data
         if self._li is not None:
             self._li["text"] += data
+        if self._legend is not None:
+            self._legend += data
 
 
 def parse(path: Path) -> ReportParser:

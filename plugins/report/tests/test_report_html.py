@@ -81,7 +81,7 @@ def test_report_json_summary(run_folder):
     assert rep["training"]["epochs"] == 6
     assert rep["training"]["best_epoch"]["val_loss"] == min(e["val_loss"] for e in run_folder["epochs"])
     assert rep["failures"] == run_folder["failures"]
-    assert rep["gallery"] == {"shown": 14, "total": 14}
+    assert rep["gallery"] == {"shown": 14, "total": 14, "with_hints": 0}
 
 
 @pytest.mark.parametrize(
@@ -154,7 +154,7 @@ def test_large_runs_are_sampled_and_paged(tmp_path, parse_report):
     col = data["columns"].index("gray_ssim")
     assert [r[col] for r in data["rows"]] == [m["gray_ssim"] for m in metrics]
     rep = json.loads((html.parent / "report.json").read_text())
-    assert rep["gallery"] == {"shown": 25, "total": 60}
+    assert rep["gallery"] == {"shown": 25, "total": 60, "with_hints": 0}
     from PIL import Image
 
     for src in set(p.imgs):

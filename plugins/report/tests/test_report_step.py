@@ -52,6 +52,20 @@ class FakeColorize(ItemStep):
         return item
 
 
+# what the core colorize step records for an image colorized with colour hints:
+# [x (column), y (row), radius, colour] in pixels of the original (40 x 56 here)
+HINTS = {"img_01.png": [[14.0, 10.0, 3.0, "#ff0000"], [42.0, 30.0, 2.5, "#f0f0a0"]],
+         "img_04.png": [[0.0, 39.0, 4.0, "#123456"]]}
+
+
+class FakeHints(ItemStep):
+    def process(self, item):
+        if item.id in HINTS:
+            item.meta["hint_points"] = HINTS[item.id]
+            item.meta["hints"] = "d1e2f3a4"
+        return item
+
+
 class FakeEvaluate(ItemStep):
     def process(self, item):
         k = int(item.id[4:6])
@@ -73,6 +87,7 @@ class FakePlugin:
         opts = lambda: NoOptions  # noqa: E731
         return [StepDef("fakeload", opts, FakeLoad), StepDef("faketrain", opts, FakeTrain),
                 StepDef("fakecolorize", opts, FakeColorize), StepDef("fakeevaluate", opts, FakeEvaluate),
+                StepDef("fakehints", opts, FakeHints),
                 StepDef("boom", opts, _boom)]
 
 
@@ -123,7 +138,7 @@ def test_report_step_samples_and_prunes(tmp_path, parse_report):
     best = [b["item"] for b in rep["evaluation"]["best"]]
     assert best[0] == "img_29.png"
     gallery = p.cards[12:]  # after 6 best and 6 worst: the step's sample, in stream order
-    assert len(gallery) == 4 and gallery == sorted(gallery) and rep["gallery"] == {"shown": 4, "total": 4}
+    assert len(gallery) == 4 and gallery == sorted(gallery) and rep["gallery"] == {"shown": 4, "total": 4, "with_hints": 0}
     for item in best + [w["item"] for w in rep["evaluation"]["worst"]]:
         assert item in index  # best and worst always have pictures
     for src in p.imgs:
@@ -177,3 +192,51 @@ def test_a_run_that_fails_to_start_still_gets_a_report(tmp_path, parse_report):
     assert "no model found; train one first" in text
     rep = json.loads((html.parent / "report.json").read_text())
     assert rep["run"]["status"] == "failed" and rep["final"] is True
+
+
+def _hint_marks_are_right(p):
+    """Each hinted card shows its points where they are (percent of width and height), others none."""
+    want = {"img_01.png": [("25.000%", "25.000%", "#ff0000", "#ffffff"), ("75.000%", "75.000%", "#f0f0a0", "#000000")],
+            "img_04.png": [("0.000%", "97.500%", "#123456", "#ffffff")]}
+    hinted = {item for item in p.cards if item in p.hint_marks}
+    assert hinted == set(want)
+    for item, marks in p.hint_marks.items():
+        assert [(c["cx"], c["cy"], c["fill"], c["stroke"]) for c in marks] == want[item]
+    assert p.hint_legends == {"img_01.png": "2 colour hints", "img_04.png": "1 colour hint"}
+    assert all(c not in p.hint_marks for c in ("img_00.png", "img_03.png", "img_05.png"))
+
+
+def test_report_draws_colour_hints_on_the_cards(tmp_path, parse_report):
+    _run(tmp_path, steps=("fakeload", "fakecolorize", "fakehints"))
+    out = tmp_path / "run" / "report"
+    p = parse_report(out / "index.html")
+    _hint_marks_are_right(p)
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["gallery"]["with_hints"] == 2
+    index = json.loads((out / "thumbs" / "index.json").read_text())
+    assert index["hints"]["img_01.png"] == {"size": [56, 40], "points": HINTS["img_01.png"], "digest": "d1e2f3a4"}
+    # `colorbatch report` rebuilds the same markers from thumbs/index.json
+    from colorbatch_report.build import build_from_folder
+
+    (out / "index.html").unlink()
+    _hint_marks_are_right(parse_report(build_from_folder(tmp_path / "run")))
+
+
+def test_no_hints_no_markers(tmp_path, parse_report):
+    _run(tmp_path, steps=("fakeload", "fakecolorize"))
+    out = tmp_path / "run" / "report"
+    p = parse_report(out / "index.html")
+    assert p.cards and p.hint_marks == {} and p.hint_legends == {}
+    assert 'class="hints' not in (out / "index.html").read_text()
+    assert json.loads((out / "report.json").read_text())["gallery"]["with_hints"] == 0
+
+
+def test_hint_record_size_and_bad_points():
+    from colorbatch_report import hints
+
+    item = Item(id="a.jpg", meta={"width": 200, "height": 100, "hints": "abc",
+                                  "hint_points": [[50, 25, 3, "#00FF00"], [1, 2, "x", "#000000"], [1, 2, 3, "red"]]})
+    assert hints.from_item(item) == {"size": [200, 100], "points": [[50.0, 25.0, 3.0, "#00ff00"]], "digest": "abc"}
+    assert hints.from_item(Item(id="b.jpg", meta={"width": 200, "height": 100})) is None
+    assert hints.from_item(Item(id="c.jpg", meta={"hint_points": [[1, 2, 3, "#000000"]]})) is None  # no size
+    assert hints.overlay(None) == ""
