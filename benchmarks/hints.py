@@ -53,7 +53,7 @@ def main(argv=None) -> int:
 
     from colorbatch.colorizer import Colorizer
     from colorbatch.metrics import rgb_to_lab
-    from colorbatch.models.hints import for_image, reference_hint, simulate_user_points
+    from colorbatch.models.hints import for_image, reference_colourfulness, reference_hint, simulate_user_points
     from colorbatch.training.calibrate import gray_psnr, image_scores
 
     photos = load_photos(a.photos)[: a.limit]
@@ -74,7 +74,8 @@ def main(argv=None) -> int:
         gray = gray_psnr(rgb, L)
         for label, n, ref in settings:
             pts = simulate_user_points(rgb, n, a.seed * 1000 + i)
-            hints = for_image(pts, L.shape, col.net_hw(L.shape), reference_hint(rgb) if ref else None)
+            hints = for_image(pts, L.shape, col.net_hw(L.shape), reference_hint(rgb) if ref else None,
+                              reference_colourfulness(rgb) if ref else None)
             ab = col.predict_ab([L], hints=[hints])[0]
             row = image_scores(rgb, L, ab)
             row.update(name=name, gray_psnr=gray, hint_err=hint_error(ab, pts))

@@ -244,7 +244,7 @@ class Colorizer:
     @property
     def can_split(self) -> bool:
         """Whether :meth:`encode` / :meth:`decode` work (a torch model with encoder and decoder)."""
-        return hasattr(self.model, "encoder") and hasattr(self.model, "decoder") and hasattr(self.model, "_pad")
+        return hasattr(self.model, "encoder") and hasattr(self.model, "decoder")
 
     def encode(self, small):
         """(1,h,w) L*/100 at network size -> the encoder's features (kept by a caller that
@@ -253,7 +253,7 @@ class Colorizer:
 
         from colorbatch.device import autocast
 
-        x = self.model._pad(small[None].to(self.device))
+        x = pad_batch([small], self.multiple).to(self.device)  # padded as predict_small pads
         if self.device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.device):

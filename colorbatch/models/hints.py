@@ -35,6 +35,7 @@ class Hints:
     mask: Any = None     # (B, 1, H, W) in {0, 1}
     glob: Any = None     # (B, GLOBAL_DIM)
     points: Any = None   # per image, [(y, x, radius, a128, b128)] at the maps' size (for refine)
+    colourfulness: Any = None  # the reference's Hasler-Suesstrunk colourfulness (for refine), one image
 
     @property
     def empty(self) -> bool:
@@ -46,13 +47,14 @@ class Hints:
 
         if self.mask is None or not (pw or ph):
             return self
-        return Hints(F.pad(self.ab, (0, pw, 0, ph)), F.pad(self.mask, (0, pw, 0, ph)), self.glob, self.points)
+        return Hints(F.pad(self.ab, (0, pw, 0, ph)), F.pad(self.mask, (0, pw, 0, ph)), self.glob, self.points,
+                     self.colourfulness)
 
     def to(self, device, dtype=None) -> "Hints":
         def mv(t):
             return None if t is None else t.to(device=device, dtype=dtype or t.dtype)
 
-        return Hints(mv(self.ab), mv(self.mask), mv(self.glob), self.points)
+        return Hints(mv(self.ab), mv(self.mask), mv(self.glob), self.points, self.colourfulness)
 
 
 def pool_local(ab, mask, size):
@@ -186,11 +188,23 @@ def reference_hint(rgb):
     return global_hint(ab)
 
 
-def for_image(points_px, original_hw, net_hw, reference=None) -> Hints:
+def reference_colourfulness(rgb) -> float:
+    """A colour photo's Hasler-Suesstrunk colourfulness (how vivid it is; see :func:`refine`)."""
+    import numpy as np
+
+    from colorbatch.metrics import colorfulness, to_uint8
+
+    rgb = np.asarray(rgb)
+    step = max(1, int(max(rgb.shape[:2]) // 512))
+    return float(colorfulness(to_uint8(rgb[::step, ::step])))
+
+
+def for_image(points_px, original_hw, net_hw, reference=None, colourfulness=None) -> Hints:
     """Hints (batch of one, at network size ``net_hw``) for an original of ``original_hw``.
 
     ``points_px``: (x, y, radius, (r, g, b)) in pixels of the original (see
-    :func:`colorbatch.hints.points_in_pixels`); ``reference``: a (1, GLOBAL_DIM) global hint.
+    :func:`colorbatch.hints.points_in_pixels`); ``reference``: a (1, GLOBAL_DIM) global hint
+    (:func:`reference_hint`), ``colourfulness``: the reference's (:func:`reference_colourfulness`).
     """
     H, W = original_hw
     h, w = net_hw
@@ -198,7 +212,7 @@ def for_image(points_px, original_hw, net_hw, reference=None) -> Hints:
     ab = srgb_to_ab128([p[3] for p in points_px])
     pts = [(y * sy, x * sx, r * min(sx, sy), a, b) for (x, y, r, _), (a, b) in zip(points_px, ab)]
     amap, mask = points_to_maps([pts], (1, h, w)) if pts else (None, None)
-    return Hints(amap, mask, reference, [pts] if pts else None)
+    return Hints(amap, mask, reference, [pts] if pts else None, colourfulness)
 
 
 # the refinement after the network (see refine)
@@ -217,13 +231,17 @@ def refine(ab, L100, hints: Hints, spread: float = SPREAD, l_sigma: float = L_SI
     (a Gaussian in space times a Gaussian in L*, normalised over the hints, fading
     to the network's own colour far away: an affinity interpolation after Levin et
     al. 2004). Global hint: the chroma is scaled so the mean chroma matches the
-    reference's (within 0.5x..2x). Returns the refined ``ab``.
+    reference's (within 0.5x..2x), or, when the reference's colourfulness is known, so the
+    output's colourfulness (Hasler-Suesstrunk, on its sRGB) matches it (0.25x..4x).
+    Returns the refined ``ab``.
     """
     import torch
 
     out = ab.clone()
     h, w = ab.shape[-2:]
-    if match_chroma and hints is not None and hints.glob is not None and float(hints.glob[0, -1]) > 0:
+    if match_chroma and hints is not None and hints.colourfulness is not None:
+        out = out * _vividness_scale(out[0], L100, float(hints.colourfulness))
+    elif match_chroma and hints is not None and hints.glob is not None and float(hints.glob[0, -1]) > 0:
         want = float(hints.glob[0, GLOBAL_DIM - 2])
         have = float(out[0].pow(2).sum(0).sqrt().mean())
         if have > 1e-4 and want > 0:
@@ -250,6 +268,35 @@ def refine(ab, L100, hints: Hints, spread: float = SPREAD, l_sigma: float = L_SI
             den += wgt
         out[0] = out[0] + num / den
     return out.clamp_(-1.0, 1.0)
+
+
+def _vividness_scale(ab, L100, target: float, lo: float = 0.25, hi: float = 4.0, steps: int = 12) -> float:
+    """The chroma scale s in [lo, hi] whose output (L*, s x a*b*) has colourfulness ``target``
+    (bisection in log s; colourfulness grows with s)."""
+    import math
+
+    import numpy as np
+
+    from colorbatch.metrics import colorfulness, lab_to_rgb, to_uint8
+
+    step = max(1, int(max(ab.shape[-2:]) // 256))
+    L = np.asarray(L100.detach().float().cpu().numpy() if hasattr(L100, "detach") else L100,
+                   dtype=np.float32).reshape(ab.shape[-2:])[::step, ::step]
+    a = (ab[:, ::step, ::step].detach().float().cpu().numpy() * 128.0).transpose(1, 2, 0)
+
+    def cf(s):
+        return colorfulness(to_uint8(lab_to_rgb(L, np.clip(a * s, -127, 127))))
+
+    if cf(1.0) <= 0.5:
+        return 1.0  # (near) gray output: nothing to scale
+    lo_l, hi_l = math.log(lo), math.log(hi)
+    for _ in range(steps):
+        mid = 0.5 * (lo_l + hi_l)
+        if cf(math.exp(mid)) < target:
+            lo_l = mid
+        else:
+            hi_l = mid
+    return math.exp(0.5 * (lo_l + hi_l))
 
 
 def stack(per_image, size) -> Hints | None:

@@ -39,7 +39,7 @@ class StepHints:
         if hit is None:
             from colorbatch.errors import ColorbatchError
             from colorbatch.images import read_image
-            from colorbatch.models.hints import reference_hint
+            from colorbatch.models.hints import reference_colourfulness, reference_hint
 
             try:
                 img = read_image(path)
@@ -50,7 +50,7 @@ class StepHints:
             rgb = img.pixels if img.is_color and not img.meta.get("near_gray") else None
             if rgb is None:
                 raise ColorbatchError(f"reference {path}: is a gray image; a reference must be a colour photo")
-            hit = self._references[str(path)] = reference_hint(rgb)
+            hit = self._references[str(path)] = (reference_hint(rgb), reference_colourfulness(rgb))
         return hit
 
     def for_item(self, item, prep, colorizer):
@@ -66,7 +66,7 @@ class StepHints:
             return None
         colorizer.check_hints()
         from colorbatch.colorizer import unpack_rgb
-        from colorbatch.models.hints import for_image, reference_hint, simulate_user_points
+        from colorbatch.models.hints import for_image, reference_colourfulness, reference_hint, simulate_user_points
 
         H, W = prep["Lq"].shape
         truth = None
@@ -80,12 +80,12 @@ class StepHints:
         else:
             pts = points_in_pixels(ih.hints, W, H) if ih.hints is not None else []
         if ih.reference == SELF:
-            ref = reference_hint(truth)
+            ref, vivid = reference_hint(truth), reference_colourfulness(truth)
         elif ih.reference is not None:
-            ref = self._reference(ih.reference)
+            ref, vivid = self._reference(ih.reference)
         else:
-            ref = None
+            ref, vivid = None, None
         item.meta["hints"] = ih.digest
         item.meta["hint_points"] = [[round(x, 1), round(y, 1), round(r, 1), "#%02x%02x%02x" % tuple(c)]
                                     for x, y, r, c in pts]
-        return for_image(pts, (H, W), tuple(prep["small"].shape[-2:]), ref)
+        return for_image(pts, (H, W), tuple(prep["small"].shape[-2:]), ref, vivid)
