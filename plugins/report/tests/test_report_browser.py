@@ -1,7 +1,8 @@
-"""The report in a real browser: Debian's chromium, headless, driven over the
-Chrome DevTools protocol (colorbatch_report.browser: stdlib websocket client).
+"""The report in a real browser: Debian's chromium, headless, driven by Playwright
+for Python (colorbatch_report.browser; the system binary, no downloaded browser).
 
-Skips only where no chromium is installed (CI installs it)."""
+Skips, saying why, only where no chromium (or no playwright) is installed; CI
+installs both."""
 from __future__ import annotations
 
 import io
@@ -9,29 +10,34 @@ import json
 
 import pytest
 
-from colorbatch_report.browser import LOAD_ALL_IMAGES, Chromium, find_chromium
+from colorbatch_report.browser import LOAD_ALL_IMAGES, browser, why_not
 from colorbatch_report.build import build_from_folder
 from colorbatch_report.fixtures import make_run_folder
 
-CHROMIUM = find_chromium()
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium); "
-                                                "CI installs it and runs this test"),
-]
+WHY_NOT = why_not()
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))]
+
+
+# colour hints of two gallery items, as the report step keeps them (thumbs/index.json)
+HINTS = {"photos/img_00000.png": {"size": [80, 64], "points": [[20, 16, 3, "#ff0000"], [60, 48, 3, "#ffff80"]],
+                                  "digest": "abcd1234"},
+         "photos/img_00001.png": {"size": [80, 64], "points": [[40, 8, 2, "#2040c0"]], "digest": None}}
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser")
     make_run_folder(root / "run", items=260, images=30, epochs=7, failures=2, size=64)
+    html = build_from_folder(root / "run")
+    index = html.parent / "thumbs" / "index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), "hints": HINTS}))
     return build_from_folder(root / "run")
 
 
 @pytest.fixture(scope="module")
 def page(report):
-    with Chromium(CHROMIUM, width=1280, height=1000) as b:
-        b.navigate(report.resolve().as_uri())
+    with browser(width=1280, height=1000) as b:
+        b.open(report)
         yield b
 
 
@@ -45,7 +51,7 @@ def test_renders_and_images_load(page, report):
     assert colours is not None and len(colours) > 50, "screenshot looks blank"
     lo, hi = zip(*shot.getextrema())
     assert max(hi) - min(lo) > 100
-    images = page.js(LOAD_ALL_IMAGES, await_promise=True)
+    images = page.js(LOAD_ALL_IMAGES)
     assert len(images) > 30
     broken = [i["src"] for i in images if not i["w"] or not i["h"]]
     assert broken == []
@@ -108,9 +114,40 @@ def test_gallery_pages(page):
     assert res["where"] == "page 2 of 2" and res["back"] == res["first"]
 
 
+def test_hint_marks_sit_on_their_places(page):
+    """Each hint's circle is drawn at its fraction of the thumbnail, whatever its displayed size."""
+    res = page.js("""(() => {
+      const out = {};
+      document.querySelectorAll('#gallery figure.card').forEach(card => {
+        const box = card.querySelector('.compare img.under').getBoundingClientRect();
+        const marks = Array.from(card.querySelectorAll('svg.hints circle')).map(c => {
+          const r = c.getBoundingClientRect();
+          return {fx: (r.x + r.width / 2 - box.x) / box.width, fy: (r.y + r.height / 2 - box.y) / box.height,
+                  d: r.width, fill: getComputedStyle(c).fill};
+        });
+        const legend = card.querySelector('.hints-legend');
+        if (marks.length || legend) out[card.dataset.item] = {marks, legend: legend && legend.textContent,
+                                                             w: box.width};
+      });
+      return out;
+    })()""")
+    assert set(res) == set(HINTS)
+    for item, rec in HINTS.items():
+        w, h = rec["size"]
+        got = res[item]
+        assert got["legend"] == f"{len(rec['points'])} colour hint" + ("s" if len(rec["points"]) > 1 else "")
+        assert got["w"] > 100
+        assert len(got["marks"]) == len(rec["points"])
+        for mark, (x, y, _r, colour) in zip(got["marks"], rec["points"]):
+            assert mark["fx"] == pytest.approx(x / w, abs=0.01) and mark["fy"] == pytest.approx(y / h, abs=0.01)
+            assert 8 <= mark["d"] <= 16  # a small circle on screen
+            rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+            assert mark["fill"] == "rgb(%d, %d, %d)" % rgb
+
+
 def test_no_console_errors(page):
     page.js("window.scrollTo(0, document.body.scrollHeight)")
-    page.js(LOAD_ALL_IMAGES, await_promise=True)
+    page.js(LOAD_ALL_IMAGES)
     assert page.console_errors() == []
 
 
@@ -120,14 +157,14 @@ def test_checker_sees_broken_images_and_errors(tmp_path):
     html = build_from_folder(tmp_path / "run")
     victim = sorted((html.parent / "thumbs").glob("*-color.jpg"))[0]
     victim.unlink()
-    with Chromium(CHROMIUM, width=800, height=600) as b:
-        b.navigate(html.resolve().as_uri())
-        images = b.js(LOAD_ALL_IMAGES, await_promise=True)
+    with browser(width=800, height=600) as b:
+        b.open(html)
+        images = b.js(LOAD_ALL_IMAGES)
         # one page only: the pagers are hidden
         pagers = "['metrics-pager', 'gallery-pager', 'gallery-pager-bottom']"
         assert b.js(pagers + ".map(i => document.getElementById(i).offsetParent)") == [None, None, None]
         b.js("setTimeout(() => { throw new Error('boom'); }, 0); console.error('bad thing')")
-        b.js("new Promise(r => setTimeout(r, 100))", await_promise=True)
+        b.js("new Promise(r => setTimeout(r, 100))")
         errors = b.console_errors()
     assert [i["src"] for i in images if not i["w"]] == [f"thumbs/{victim.name}"] * 2  # best/worst + gallery
     assert any("boom" in e for e in errors) and any("bad thing" in e for e in errors)

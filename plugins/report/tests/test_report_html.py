@@ -207,3 +207,11 @@ def test_gray_inputs_have_no_ground_truth_and_webp_works(tmp_path, parse_report)
     assert any("-gray." in src for src in p.imgs) and any("-color." in src for src in p.imgs)
     with Image.open(html.parent / p.imgs[0]) as im:
         assert im.format == "WEBP" and max(im.size) <= 40
+
+
+def test_browser_test_says_why_it_skips(monkeypatch):
+    from colorbatch_report import browser
+
+    monkeypatch.setattr(browser, "find_chromium", lambda: None)
+    reason = browser.why_not()
+    assert reason is not None and ("apt-get install chromium" in reason or "playwright" in reason)
