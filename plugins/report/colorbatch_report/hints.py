@@ -78,7 +78,7 @@ def outline(colour: str) -> str:
 
 
 def overlay(record: dict | None) -> str:
-    """An SVG over the image (and a legend) with one circle per hint; "" without hints."""
+    """An SVG over the image with one circle per hint; "" without hints."""
     if not record:
         return ""
     (w, h), points = record["size"], record["points"]
@@ -90,7 +90,14 @@ def overlay(record: dict | None) -> str:
                    f'stroke="{outline(colour)}" stroke-width="1.5"><title>hint {i}: {colour} at '
                    f'x {x:g}, y {y:g}, radius {r:g} px</title></circle>')
     out.append("</svg>")
-    digest = f" (hints {record['digest']})" if record.get("digest") else ""
-    out.append(f'<span class="tag hints-legend" title="{escape(label(n) + digest, quote=True)}">'
-               f"{label(n)}</span>")
     return "".join(out)
+
+
+def legend(record: dict | None) -> str:
+    """The caption's "N colour hints" (the digest in its tooltip); "" without hints."""
+    if not record:
+        return ""
+    n = len(record["points"])
+    digest = f" (hints {record['digest']})" if record.get("digest") else ""
+    return (f'<span class="hints-legend" title="{escape(label(n) + digest, quote=True)}">'
+            f'<svg class="swatch" width="10" height="10"><circle cx="5" cy="5" r="4"/></svg> {label(n)}</span>')

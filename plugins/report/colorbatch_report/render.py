@@ -10,7 +10,7 @@ from functools import lru_cache
 from html import escape
 from importlib import resources
 
-from colorbatch_report.hints import overlay
+from colorbatch_report.hints import legend, overlay
 from colorbatch_report.rundata import finite, is_number
 from colorbatch_report.svg import loss_svg
 
@@ -300,6 +300,8 @@ def card(entry: dict, lazy: bool = True) -> str:
     bits = [f"{k} {fmt(row[k])}" for k in ("psnr", "psnr_gain", "ssim") if finite(row.get(k))]
     if bits:
         caption.append(f'<br><span class="m">{e(" · ".join(bits))}</span>')
+    if entry.get("hints"):
+        caption.append(f'<br>{legend(entry["hints"])}')
     return (f'<figure class="card" data-item="{e(item)}"><div class="{cls}">{"".join(panels)}</div>'
             f'<figcaption>{"".join(caption)}</figcaption></figure>')
 

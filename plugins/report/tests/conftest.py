@@ -88,7 +88,7 @@ class ReportParser(HTMLParser):
         elif tag == "svg":
             self._hints_svg = False
         elif tag == "span" and self._legend is not None:
-            self.hint_legends[self._card] = self._legend
+            self.hint_legends[self._card] = self._legend.strip()
             self._legend = None
         elif tag == "figure":
             self._card = None

@@ -126,7 +126,7 @@ def test_hint_marks_sit_on_their_places(page):
                   d: r.width, fill: getComputedStyle(c).fill};
         });
         const legend = card.querySelector('.hints-legend');
-        if (marks.length || legend) out[card.dataset.item] = {marks, legend: legend && legend.textContent,
+        if (marks.length || legend) out[card.dataset.item] = {marks, legend: legend && legend.textContent.trim(),
                                                              w: box.width};
       });
       return out;
