@@ -52,8 +52,9 @@ def decode_L(item, *, quantised: bool = False, max_pixels: int | None = None,
     """Read ``item``'s file and compute its L*: the one decode-to-L* path -> ``(L, decoded)``.
 
     ``L`` is float32 L* (0..100), or with ``quantised=True`` uint16 (``L * 655.35``):
-    then 8-bit files stay uint8 in ``decoded.pixels`` and L* comes from the fused
-    kernel (:func:`pixels_to_Lq`, no float image); other files are float32 in [0, 1]. The decoded notes and
+    then 8-bit files stay uint8 in ``decoded.pixels`` and L* comes by table lookups
+    (:func:`pixels_to_Lq`: the fused kernel, no float image); other files are float32
+    in [0, 1]. The decoded notes and
     metadata are copied onto the item. ``max_pixels`` defaults to
     ``item.meta["max_pixels"]`` (the load step's option), then the global limit.
     Raises :class:`ImageReadError`.
@@ -66,20 +67,30 @@ def decode_L(item, *, quantised: bool = False, max_pixels: int | None = None,
     note_decoded(item, dec)
     if dec.pixels.dtype == np.uint8 or quantised:  # raw8 (only when quantised): table lookups
         return pixels_to_Lq(dec.pixels), dec
+    return _float_L(dec.pixels), dec
+
+
+def _float_L(pixels: np.ndarray) -> np.ndarray:
+    """float32 L* of float pixels in [0, 1] (H x W gray or H x W x 3 colour)."""
     color = _color()
-    to_L = color.rgb_to_L_np if dec.is_color else color.gray_to_L_np
-    return np.asarray(to_L(dec.pixels), dtype=np.float32), dec
+    to_L = color.rgb_to_L_np if pixels.ndim == 3 else color.gray_to_L_np
+    return np.asarray(to_L(pixels), dtype=np.float32)
 
 
 def pixels_to_Lq(pixels: np.ndarray) -> np.ndarray:
     """Quantised L* (uint16) of decoded pixels (uint8, uint16 or float in [0, 1]; gray or
-    colour) in one fused pass (:mod:`colorbatch.kernels`; its reference path without numba).
-    Single-threaded in child processes (DataLoader workers: one per core already)."""
+    colour): in one fused pass where :mod:`colorbatch.kernels` are loaded (the colorize
+    step loads them for runs of more than one image), single-threaded in child processes
+    (DataLoader workers: one per core already); else 8-bit tables or float L*."""
     import multiprocessing
 
     from colorbatch import kernels
 
-    return kernels.lq_from_rgb8(pixels, parallel=multiprocessing.parent_process() is None)
+    if kernels.ready():
+        return kernels.lq_from_rgb8(pixels, parallel=multiprocessing.parent_process() is None)
+    if pixels.dtype == np.uint8:
+        return _color().Lq_from_u8(pixels)
+    return quantize_L(_float_L(pixels))
 
 
 def decode_item(item, max_pixels: int | None = None, draft: tuple[int, int] | None = None):

@@ -347,9 +347,10 @@ def _compile(numba):
 
 
 def available() -> bool:
-    """True where the compiled kernels run (numba importable and not disabled); where
-    they do not, says so once (as the functions do) so that a caller that takes its own
-    reference path instead need not."""
+    """True where the compiled kernels run now (numba importable, not disabled, not
+    being loaded by :func:`warm_up_in_background`); where they cannot run at all, says
+    so once (as the functions do) so that a caller that takes its own reference path
+    instead need not."""
     return not _fallback()
 
 
@@ -360,7 +361,10 @@ def fallback_reason() -> str | None:
 
 
 def _fallback():
-    """Say once per process that the reference path is used; returns True where it is."""
+    """Say once per process that the reference path is used; returns True where it is
+    (silently while a background warm-up runs: the caller does not wait for it)."""
+    if warming():
+        return True
     if _load() is not None:
         return False
     if not _STATE.get("warned"):
@@ -490,19 +494,105 @@ def rgb8_from_lab(L, ab_lowres, *, ab_scale: float = 1.0, out=None, ab_out=None,
     return out
 
 
+def _readonly(arr):
+    arr.setflags(write=False)  # decoded images are read-only arrays: another numba type
+    return arr
+
+
 def warm_up() -> bool:
-    """Compile the kernels for the usual input types (or load them from numba's cache),
-    e.g. in a thread while the model loads. Returns :func:`available`."""
+    """Compile the kernels for the pipeline's input types (or load them from numba's
+    cache): read-only 8-bit gray and colour pixels, quantised L* with C-ordered a*b*.
+    Returns whether the kernels can run here."""
     if _load() is None:
         return False
     for px in (np.zeros((2, 2, 3), np.uint8), np.zeros((2, 2), np.uint8)):
-        lstar_from_rgb8(px, quantized=True, parallel=False)
+        lstar_from_rgb8(_readonly(px), quantized=True, parallel=False)
     ab = np.zeros((1, 1, 2), np.float32)
     rgb8_from_lab(np.zeros((2, 2), np.uint16), ab, parallel=False)
     big = np.zeros((2 * _TILE_PIXELS // 256, 256), np.uint16)  # large enough to run in parallel
     rgb8_from_lab(big, ab)
-    lstar_from_rgb8(np.zeros(big.shape + (3,), np.uint8), quantized=True)
+    lstar_from_rgb8(_readonly(np.zeros(big.shape + (3,), np.uint8)), quantized=True)
     return True
+
+
+# --------------------------------------------------------------------------- #
+# warming up in the background (start-up: loading numba overlaps torch and the model)
+# --------------------------------------------------------------------------- #
+
+_WARM: dict = {"thread": None, "running": False}
+
+
+def ready() -> bool:
+    """True where the kernels are loaded and may be used now; never loads them (callers
+    on a pipeline's path use the reference path otherwise, see :func:`warm_for_pipeline`)."""
+    return _STATE.get("nb") is not None and not warming()
+
+
+def warm_for_pipeline(one_image: bool) -> None:
+    """A pipeline (the colorize step) is about to work. For a run of one image the
+    kernels are not loaded (loading numba costs more than the reference path spends on
+    one image); otherwise they load in the background (:func:`warm_up_in_background`)
+    and :func:`ready` turns true when they can be used."""
+    if not one_image:
+        warm_up_in_background()
+
+
+def warm_up_in_background() -> None:
+    """Start :func:`warm_up` in a thread (once per process) and return at once.
+
+    While it runs, the public functions take the reference path instead of waiting
+    (a one-image run need not pay for loading numba); afterwards they use the kernels.
+    Fork worker processes only after :func:`wait_warm`: a child forked meanwhile uses
+    the reference path. The thread is joined at exit."""
+    if _WARM["thread"] is not None or "nb" in _STATE:
+        return
+    with _STATE_LOCK:
+        if _WARM["thread"] is not None or "nb" in _STATE:
+            return
+        _WARM["running"] = True
+        t = _WARM["thread"] = threading.Thread(target=_warm_quietly, name="colorbatch-kernels", daemon=True)
+    import atexit
+
+    atexit.register(wait_warm, 120.0)  # never leave numba mid-compile at interpreter exit
+    t.start()
+
+
+def _warm_quietly() -> None:
+    try:
+        warm_up()
+    except Exception as exc:  # noqa: BLE001 - the reference path stays
+        log.debug("warming the kernels failed: %s", exc)
+    finally:
+        _WARM["running"] = False
+    _fallback()  # where numba cannot be used: said once, here
+
+
+def warming() -> bool:
+    """True while a background warm-up runs (from any other thread)."""
+    t = _WARM["thread"]
+    return _WARM["running"] and t is not threading.current_thread()
+
+
+def wait_warm(timeout: float | None = None) -> None:
+    """Wait for a background warm-up (if any) to finish."""
+    t = _WARM["thread"]
+    if t is not None and t is not threading.current_thread() and t.is_alive():
+        t.join(timeout)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child: fresh locks; if numba was being loaded at the fork, this process
+    keeps the reference path (the loading thread does not exist here)."""
+    global _STATE_LOCK, _PAR_LOCK
+    _STATE_LOCK = threading.Lock()
+    _PAR_LOCK = threading.Lock()
+    if _WARM["running"]:
+        _WARM["running"] = False
+        _STATE.update(nb=None, why="the process was forked while the kernels were loading", warned=True)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --------------------------------------------------------------------------- #
@@ -564,6 +654,7 @@ def _reset_for_tests() -> None:
     with _STATE_LOCK:
         layer = _STATE.get("layer_set")
         _STATE.clear()
+        _WARM.update(thread=None, running=False)
         if layer:
             _STATE["layer_set"] = True
 

@@ -45,8 +45,9 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     Lq: H x W uint16 (quantised L*) or float32 L* numpy array.
     ab_small: (2, h, w) tensor of a*b*/128 at network resolution (any device).
     Returns (rgb uint8 H x W x 3, ab float32 H x W x 2 or None).
-    On the CPU: the fused kernel (:func:`compose_full_kernel`), or without numba the
-    torch tables (:func:`compose_full_cpu`); on other devices torch in row tiles.
+    On the CPU: the fused kernel (:func:`compose_full_kernel`) where the kernels are
+    loaded, else the torch tables (:func:`compose_full_cpu`); on other devices torch
+    in row tiles.
     """
     import torch
 
@@ -56,7 +57,7 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     if torch.device(device).type == "cpu":
         from colorbatch import kernels
 
-        if kernels.available():  # else said once; the torch tables below
+        if kernels.ready():  # loaded (colorize loads them for more than one image)
             return compose_full_kernel(Lq, ab_small, want_ab)
         return compose_full_cpu(Lq, ab_small, want_ab)
     rgb = np.empty((H, W, 3), dtype=np.uint8)
@@ -86,9 +87,11 @@ def compose_full_kernel(Lq, ab_small, want_ab: bool):
     from colorbatch import kernels
 
     H, W = Lq.shape
-    ab = ab_small.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0).numpy()
+    # h x w x 2, C order (the compiled variant warm_up loads); small: network size
+    ab = np.ascontiguousarray(ab_small.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0).numpy())
     ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
-    rgb = kernels.rgb8_from_lab(Lq, ab, ab_scale=128.0, ab_out=ab_full)
+    # one thread: in the pipeline the network and the decoding workers use the other cores
+    rgb = kernels.rgb8_from_lab(Lq, ab, ab_scale=128.0, ab_out=ab_full, parallel=False)
     return rgb, ab_full
 
 

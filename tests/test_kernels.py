@@ -286,3 +286,49 @@ def test_importing_kernels_or_the_cli_does_not_import_numba():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "COLORBATCH_NO_PLUGINS": "1"})
     assert "NUMBA: False" in r.stdout, r.stdout[-500:] + r.stderr[-2000:]
+
+
+def _run_code(code: str) -> str:
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "COLORBATCH_NO_PLUGINS": "1"})
+    assert r.returncode == 0, r.stdout[-500:] + r.stderr[-2000:]
+    return r.stdout
+
+
+def test_a_one_image_pipeline_does_not_load_numba():
+    """Loading numba costs more than the reference path spends on one image: not loaded."""
+    out = _run_code(
+        """
+        import sys
+        import numpy as np
+        from colorbatch import kernels
+        from colorbatch.images import pixels_to_Lq
+        kernels.warm_for_pipeline(one_image=True)
+        Lq = pixels_to_Lq(np.zeros((4, 5, 3), np.uint8))
+        print("NUMBA:", "numba" in sys.modules, kernels.ready(), Lq.dtype)
+        """
+    )
+    assert "NUMBA: False False uint16" in out
+
+
+@needs_numba
+def test_background_warm_up_then_ready_and_a_child_forked_meanwhile_keeps_the_reference_path():
+    out = _run_code(
+        """
+        import os
+        import numpy as np
+        from colorbatch import kernels
+        kernels.warm_for_pipeline(one_image=False)
+        print("WARMING:", kernels.warming(), kernels.ready())
+        pid = os.fork()
+        if pid == 0:  # forked while warming: never touches numba, and says nothing
+            ok = not kernels.ready() and not kernels.available()
+            kernels.lq_from_rgb8(np.zeros((3, 3, 3), np.uint8))  # the reference path
+            os._exit(0 if ok else 3)
+        _, status = os.waitpid(pid, 0)
+        print("CHILD:", os.waitstatus_to_exitcode(status))
+        kernels.wait_warm()
+        print("READY:", kernels.ready(), kernels.warming())
+        """
+    )
+    assert "WARMING: True False" in out and "CHILD: 0" in out and "READY: True False" in out, out

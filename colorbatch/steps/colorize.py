@@ -203,6 +203,9 @@ class ColorizeStep(Step):
                     chunk.append(item)
             if chunk:
                 self._resolve()
+                from colorbatch import kernels
+
+                kernels.warm_for_pipeline(one_image=ended and position == 1)
                 yield from self._process(chunk)
             if marker is not None:
                 yield marker
@@ -223,6 +226,9 @@ class ColorizeStep(Step):
         import torch
         from torch.utils.data import DataLoader
 
+        from colorbatch import kernels
+
+        kernels.wait_warm()  # forked workers inherit the loaded kernels
         loader = DataLoader(
             _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.want_rgb),
             batch_size=None,
