@@ -212,9 +212,17 @@ class ColorizeStep(Step):
             if ended:
                 return
 
-    def _prepared(self, chunk):
+    def _prepared(self, chunk, gpu: bool = True):
         """Yield (item, prepared dict) in order; decoding in workers when it helps."""
         from colorbatch.colorizer import prepare_item
+
+        if gpu and self.device.type == "cuda":  # JPEGs decoded on the device, the rest below
+            from colorbatch import gpu_pipeline
+
+            if gpu_pipeline.wanted(self.device):
+                yield from gpu_pipeline.prepared(chunk, self.options.size, self.device, self.want_rgb,
+                                                 lambda items: self._prepared(items, gpu=False))
+                return
 
         size = self.options.size
         todo = [i for i, item in enumerate(chunk) if item.L is None]
