@@ -174,7 +174,6 @@ def grid_open(n: int, model, keep: Path | None) -> dict:
 
 
 def main(argv=None) -> int:
-    here = Path(__file__).resolve()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="a hint-aware checkpoint (default: the one colorize would use)")
     p.add_argument("--photo", type=Path, help="the photo of the hint test (default: a 1600 x 1200 scene)")
@@ -198,7 +197,6 @@ def main(argv=None) -> int:
     if a.only != "hint":
         res["grid"] = grid_open(a.images, a.model, a.keep)
     print(json.dumps(res, indent=2))
-    _ = here
     return 0
 
 

@@ -155,3 +155,25 @@ def test_the_grid_lists_a_large_folder_at_once(tmp_path, models):
     assert listed < 10, listed  # the figure with a browser is in docs/studio.md
     assert s.thumbs.get("img0000.png")[:2] == b"\xff\xd8"
     assert any((tmp_path / "out" / ".studio" / "thumbs").rglob("*.jpg"))
+
+
+def test_the_page_shows_what_save_writes(tmp_path, models):
+    """For an image within the display size the preview is the saved output, pixel for pixel."""
+    folder = write_folder(tmp_path / "one", names=("a.png",))
+    s = Studio(folder, tmp_path / "out", model=str(models["aware"]), size=SIZE)
+    st = s.parse_state("a.png", {"points": [{"x": 30, "y": 40, "radius": 4, "color": "#ff0000"}], "chroma": 1.2})
+    s.write_state("a.png", st)
+    shown, _ = s.preview("a.png", st)
+    s.save("a.png")
+    assert np.array_equal(_png(shown), _pixels(tmp_path / "out" / "a.png").astype(np.int32))
+
+
+def test_the_reference_colourfulness_is_the_colorize_steps():
+    from colorbatch.models.hints import reference_colourfulness
+
+    from colorbatch_studio.engine import colourfulness
+
+    rng = np.random.default_rng(3)
+    for shape in ((50, 70, 3), (1100, 900, 3)):
+        rgb = rng.random(shape, dtype=np.float32)
+        assert colourfulness(rgb) == reference_colourfulness(rgb)
