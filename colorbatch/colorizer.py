@@ -89,12 +89,18 @@ def pad_batch(tensors, multiple: int = 32):
     return torch.stack(out)
 
 
-def load_model(path, device):
-    """A checkpoint loaded once per process and device -> (model, meta, model_id)."""
+def load_model(path, device, runtime: str = "torch"):
+    """A checkpoint loaded once per process, device and runtime -> (model, meta, model_id).
+
+    ``runtime="onnxruntime"`` (or a ``.onnx`` file, see :mod:`colorbatch.export`) gives an
+    :class:`colorbatch.onnx_runtime.OnnxModel`; a checkpoint is exported once into the cache."""
     import torch
 
     from colorbatch.models.checkpoint import load_checkpoint, model_id
+    from colorbatch.onnx_runtime import uses_onnxruntime
 
+    if uses_onnxruntime(path, runtime):
+        return _load_onnx(path, device)
     p = Path(path).resolve()
     st = p.stat()
     from colorbatch.models.checkpoint import json_path
@@ -116,6 +122,25 @@ def load_model(path, device):
     return hit
 
 
+def _load_onnx(path, device):
+    from colorbatch.onnx_runtime import OnnxModel, is_onnx, require_onnxruntime
+
+    require_onnxruntime()
+    p = Path(path).resolve()
+    if not is_onnx(p):
+        from colorbatch.export import cached_export
+
+        p = cached_export(p)
+    st = p.stat()
+    key = (str(p), st.st_mtime_ns, st.st_size, "onnxruntime", str(device))
+    with _LOCK:
+        hit = _MODELS.get(key)
+        if hit is None:
+            model = OnnxModel(p, device)
+            hit = _MODELS[key] = (model, model.meta, str(model.meta["id"]))
+    return hit
+
+
 def chroma_model_id(model_id: str, chroma) -> str:
     """The id that outputs and manifests record for a model used at ``chroma`` (the one place the
     suffix is added): a chroma other than 1 makes other outputs, so ``m@1234`` becomes ``m@1234@chroma0.8``."""
@@ -131,9 +156,12 @@ class Colorizer:
     ``None`` discovers the model (see :func:`colorbatch.models.checkpoint.discover_model`).
     ``model`` may also be an ``nn.Module`` (tests, benchmarks). ``chroma="auto"``
     uses the colour strength calibrated into the checkpoint; a number scales a*b*.
+    ``runtime="onnxruntime"`` (or a ``.onnx`` model) runs the network on onnxruntime
+    (:mod:`colorbatch.onnx_runtime`); everything else is the same.
     """
 
-    def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8, chroma="auto"):
+    def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8, chroma="auto",
+                 runtime: str = "torch"):
         from colorbatch.device import pick_device
 
         self.device = pick_device(device) if not hasattr(device, "type") else device
@@ -143,7 +171,7 @@ class Colorizer:
             from colorbatch.models.checkpoint import discover_model
 
             self.path = discover_model(model)
-            self.model, self.meta, self.model_id = load_model(self.path, self.device)
+            self.model, self.meta, self.model_id = load_model(self.path, self.device, runtime)
         else:
             import torch
 

@@ -1,8 +1,8 @@
 """The built-in core plugin.
 
 It registers the six core steps, the two core encoders, the ``files`` and
-``ilsvrc`` sources, the ``image`` output and the ``colorize``, ``evaluate`` and
-``models`` commands through the same hooks a third-party plugin uses. Imports happen inside the hooks so that ``colorbatch --help``
+``ilsvrc`` sources, the ``image`` output and the ``colorize``, ``evaluate``,
+``models`` and ``export`` commands through the same hooks a third-party plugin uses. Imports happen inside the hooks so that ``colorbatch --help``
 stays fast.
 """
 from __future__ import annotations
@@ -33,9 +33,10 @@ def colorbatch_register_outputs():
 
 @hookimpl
 def colorbatch_register_commands(app):
-    from colorbatch import core_commands
+    from colorbatch import core_commands, export_commands
 
     core_commands.register(app)
+    export_commands.register(app)
 
 
 @hookimpl

@@ -20,7 +20,7 @@ def register(app) -> None:
         input: str = typer.Argument(..., help="An image or video file, a folder (recursive) or a glob."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder (or output file for one video)."),
         model: Optional[str] = typer.Option(
-            None, "--model", "-m", help="Checkpoint (.safetensors); default: $COLORBATCH_MODEL, then the newest trained model."
+            None, "--model", "-m", help="Checkpoint (.safetensors) or an exported .onnx; default: $COLORBATCH_MODEL, then the newest trained model."
         ),
         size: int = typer.Option(256, "--size", help="Network resolution (the long side is fitted, aspect kept)."),
         chroma: str = typer.Option("auto", "--chroma", help="Colour strength: auto (calibrated into the model) or a scale: <1 paler and safer, >1 more vivid."),
@@ -36,6 +36,8 @@ def register(app) -> None:
             None, "--hints", help="Folder of hint files mirroring the input tree (NAME.hints.json); sidecars beside the images are used in any case. See docs/hints.md."),
         reference: Optional[Path] = typer.Option(
             None, "--reference", help="A colour photo whose colours guide every image (a hint file's own reference wins)."),
+        runtime: str = typer.Option(
+            "torch", "--runtime", help="torch | onnxruntime: what runs the network (onnxruntime: pip install colorbatch[onnx]; a .onnx --model always uses it). See docs/deploy.md."),
     ):
         """Colorize grayscale images (and, with the video plugin, videos); colour hints steer it (docs/hints.md)."""
         run_builtin_recipe(
@@ -45,7 +47,8 @@ def register(app) -> None:
                 {
                     "uses": "colorize",
                     "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma,
-                             "hints": str(hints) if hints else None, "reference": str(reference) if reference else None},
+                             "hints": str(hints) if hints else None, "reference": str(reference) if reference else None,
+                             "runtime": runtime},
                 },
                 {"uses": "save", "with": {"out": str(out), "format": fmt, "overwrite": overwrite}},
             ],

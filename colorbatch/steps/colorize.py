@@ -57,6 +57,11 @@ class Options(BaseModel):
         0, ge=0, le=1000, description="Evaluation: N point hints simulated from each colour input's truth, as a user would give them."
     )
     hint_seed: int = Field(0, description="Seed of simulate_hints (per image, combined with the image's id).")
+    runtime: Literal["torch", "onnxruntime"] = Field(
+        "torch",
+        description="What runs the network: torch, or onnxruntime (pip install colorbatch[onnx]; a .safetensors "
+        "model is exported to ONNX once, into the cache). A .onnx model always runs on onnxruntime. See docs/deploy.md.",
+    )
     max_batch_pixels: int = Field(
         16_000_000, ge=1,
         description="Full-resolution pixels held at once; a batch is cut early above it (bounds memory for huge images).",
@@ -122,9 +127,12 @@ class ColorizeStep(Step):
         if not self.after_train:
             # resolve now (reads only the JSON): a missing model stops the run before any
             # work, and save (also in --dry-run) can compare the model id with its manifest
-            from colorbatch.models.checkpoint import discover_model, model_id
+            from colorbatch.models.checkpoint import discover_model
+            from colorbatch.onnx_runtime import model_id, require_onnxruntime, uses_onnxruntime
 
             self.model_path = discover_model(options.model or ctx.state.checkpoint)
+            if uses_onnxruntime(self.model_path, options.runtime):
+                require_onnxruntime()  # one line naming the extra, before any work
             ctx.state.model_id = self._with_chroma(model_id(self.model_path))
             ctx.state.model = str(self.model_path)
         only_save = bool(later) and all(d.writes_outputs for d in later)
@@ -136,9 +144,9 @@ class ColorizeStep(Step):
         # simulated hints and reference = self read the colour truth
         self.want_rgb = self.keep_arrays or self.hints.needs_truth
         if self.hint_plan.explicit and self.model_path is not None:
-            from colorbatch.models.checkpoint import read_meta
+            from colorbatch.onnx_runtime import model_meta
 
-            if not (read_meta(self.model_path).get("model") or {}).get("hints"):
+            if not (model_meta(self.model_path).get("model") or {}).get("hints"):
                 from colorbatch.errors import ColorbatchError
 
                 raise ColorbatchError(
@@ -162,7 +170,8 @@ class ColorizeStep(Step):
         configure_threads(self.device, self.workers)
         tune_malloc()
         colorizer = Colorizer(
-            path, self.device, self.options.size, self.options.batch_size, chroma=self.options.chroma
+            path, self.device, self.options.size, self.options.batch_size, chroma=self.options.chroma,
+            runtime=self.options.runtime,
         )
         if self.hint_plan.explicit:
             colorizer.check_hints()  # the run asked for hints: stop before any work
