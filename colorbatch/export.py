@@ -78,13 +78,16 @@ def _wrapper(net, temperature: float, hints: bool, fp16: bool):
 
         def __init__(self):
             super().__init__()
-            self.net = net.half() if fp16 else net
+            self.net = net
+            if fp16:  # half precision after the gray stem (its L* -> gray curve stays float32)
+                net.half()
+                net.encoder.stem.float()
+                self.hook = net.encoder.stem.register_forward_hook(lambda mod, inp, out: out.half())
 
         def forward(self, L01, hint_ab=None, hint_mask=None, hint_glob=None):
             dt = torch.float16 if fp16 else torch.float32
-            x = L01.to(dt)
             h = Hints(hint_ab.to(dt), hint_mask.to(dt), hint_glob.to(dt)) if hints else None
-            ab = self.net.decoder(self.net.encoder(x), x.shape[-2:], temperature, h)
+            ab = self.net.decoder(self.net.encoder(L01), L01.shape[-2:], temperature, h)
             return ab.float()
 
     return Exportable().eval()
@@ -236,6 +239,7 @@ def export_onnx(model=None, out="model.onnx", *, opset: int = DEFAULT_OPSET, fp1
         raise ColorbatchError(f"export of {props['id']} to ONNX failed ({type(exc).__name__}: {first})") from None
     finally:
         if fp16:
+            wrapper.hook.remove()
             net.float()
     from colorbatch.onnx_runtime import meta_from_props
 
