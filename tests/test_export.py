@@ -209,3 +209,23 @@ def test_runtime_option_is_checked():
     assert not uses_onnxruntime(Path("m.safetensors"))
     with pytest.raises(ColorbatchError, match="torch, onnxruntime"):
         uses_onnxruntime("m.safetensors", "tensorrt")
+
+
+def test_the_plain_python_example_in_docs_runs(tmp_path):
+    """docs/deploy.md's example: onnxruntime and Pillow alone colorize a photo with an export."""
+    _needs_onnx()
+    import re
+
+    from PIL import Image
+
+    from colorbatch.export import export_onnx
+    from colorbatch.testing import save_tiny_image
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "deploy.md").read_text(encoding="utf-8")
+    code = re.findall(r"```python\n(.*?)\n```", doc, re.S)[0]
+    assert len(code.splitlines()) <= 20 and "colorbatch" not in code.replace("`colorbatch export`", "")
+    export_onnx(_model("efficientnet-lite0", hints=True), tmp_path / "model.onnx")
+    save_tiny_image(tmp_path / "photo.jpg", size=(90, 60))
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert Image.open(tmp_path / "photo-colour.jpg").size == (90, 60)
