@@ -28,7 +28,10 @@ Colorizing and colour hints (torch is imported on use)
     the decoder alone, ``recombine``, ``net_hw``, ``accepts_hints``),
     ``net_shape``, ``resize_L01``, ``discover_model``; hint files: ``HintFile``,
     ``load_hints``, ``find_hints``, ``points_in_pixels``, ``hint_digest``,
-    ``HINTS_SUFFIX``; network hints: ``hints_for_image``, ``reference_hint``
+    ``HINTS_SUFFIX``; network hints: ``hints_for_image``, ``reference_hint``,
+    ``reference_colourfulness``; the pipeline's own pieces: ``decode_L`` (the
+    one decode to quantised L*), ``prepare_item``, ``output_suffix``,
+    ``configure_threads``
 Commands (``colorbatch_register_commands``)
     ``handle_errors`` (one line and the documented exit code for expected
     errors, exit 3 for bugs), ``plugin_manager()``, ``report_load_errors``,
@@ -100,6 +103,11 @@ _LAZY = {
     "HINTS_SUFFIX": ("colorbatch.hints", "SUFFIX"),
     "hints_for_image": ("colorbatch.models.hints", "for_image"),
     "reference_hint": ("colorbatch.models.hints", "reference_hint"),
+    "reference_colourfulness": ("colorbatch.models.hints", "reference_colourfulness"),
+    "configure_threads": ("colorbatch.device", "configure_threads"),
+    "decode_L": ("colorbatch.images", "decode_L"),
+    "prepare_item": ("colorbatch.colorizer", "prepare_item"),
+    "output_suffix": ("colorbatch.outputs", "output_suffix"),
 }
 
 

@@ -258,11 +258,12 @@ class Colorizer:
             if given is not None:
                 self.check_hints()
             pred = self.forward(x, given)
-            if self.chroma != 1.0:
-                pred = (pred * self.chroma).clamp_(-1.0, 1.0)
             for j, t in enumerate(chunk):
                 p = pred[j, :, : t.shape[-2], : t.shape[-1]]
                 h = hs[j]
+                scale = self.chroma if h is None or h.chroma is None else float(h.chroma)
+                if scale != 1.0:
+                    p = (p * scale).clamp_(-1.0, 1.0)
                 if h is not None and not h.empty:
                     p = refine(p[None].float(), t[0].to(p.device) * 100.0, h)[0]
                 out.append(p)
@@ -306,8 +307,9 @@ class Colorizer:
                 ab = self.model.decoder(feats, padded, self.temperature, given).float()
             else:
                 ab = self.model.decoder(feats, padded, 1.0, given).float()
-            if self.chroma != 1.0:
-                ab = (ab * self.chroma).clamp_(-1.0, 1.0)
+            scale = self.chroma if hints is None or hints.chroma is None else float(hints.chroma)
+            if scale != 1.0:
+                ab = (ab * scale).clamp_(-1.0, 1.0)
             p = ab[0, :, :h, :w]
             if hints is not None and not hints.empty:
                 p = refine(p[None], small[0].to(p.device) * 100.0, hints)[0]

@@ -21,7 +21,8 @@ the width/height; all other numbers are pixels of the original (0 = left/top).
 Only the chroma (a*b*) of a hint is used: the image's own lightness stays.
 ``reference`` (optional): a colour photo, relative to the hint file, whose colour
 distribution is a global hint for this image (``--reference`` gives one for a
-whole run). The JSON Schema is ``docs/hints.schema.json`` (``colorbatch.hints.json_schema()``).
+whole run). ``chroma`` (optional, 0-2): this image's colour strength, as ``--chroma``
+(it overrides the run's; a model without hint inputs honours it too). The JSON Schema is ``docs/hints.schema.json`` (``colorbatch.hints.json_schema()``).
 Nothing here imports torch.
 """
 from __future__ import annotations
@@ -71,6 +72,7 @@ class HintFile(BaseModel):
     version: int = Field(1, description="Format version (1).")
     points: List[HintPoint] = Field(default_factory=list, max_length=MAX_POINTS, description="Point hints.")
     reference: Optional[str] = Field(None, description="A colour photo (relative to this file) used as a global hint.")
+    chroma: Optional[float] = Field(None, ge=0.0, le=2.0, description="This image's colour strength (as --chroma: below 1 paler, above 1 more vivid); overrides the run's.")
 
     @field_validator("version")
     @classmethod

@@ -239,3 +239,18 @@ def test_evaluate_with_simulated_hints_and_reference_self(tmp_path, checkpoints)
     r = cli("evaluate", src, "--out", tmp_path / "g", "--model", checkpoints["aware"], "--size", "64", "-j", "0",
             "--hints", "3")
     assert "gray" in r.stdout + r.stderr
+
+
+def test_a_hint_file_can_set_one_images_colour_strength_even_for_a_model_without_hint_inputs(tmp_path, checkpoints):
+    from colorbatch.metrics import rgb_to_lab
+    from PIL import Image
+
+    src = tmp_path / "in"
+    _write_photo(src / "g.png", _scene(2))
+    _write_photo(src / "h.png", _scene(2))
+    (src / "g.hints.json").write_text(json.dumps({"chroma": 0.0}))
+    r = cli("colorize", src, "--out", tmp_path / "out", "--model", checkpoints["plain"], "--size", "64", "-j", "0")
+    assert r.returncode == 0, r.stderr
+    lab = {n: rgb_to_lab(np.asarray(Image.open(tmp_path / "out" / n), np.float32) / 255.0) for n in ("g.png", "h.png")}
+    assert np.abs(lab["g.png"][..., 1:]).max() < 1.5  # chroma 0: gray, by this image's file
+    assert np.abs(lab["h.png"][..., 1:]).mean() > 1.0  # the other keeps the model's colour

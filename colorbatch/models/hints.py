@@ -36,6 +36,7 @@ class Hints:
     glob: Any = None     # (B, GLOBAL_DIM)
     points: Any = None   # per image, [(y, x, radius, a128, b128)] at the maps' size (for refine)
     colourfulness: Any = None  # the reference's Hasler-Suesstrunk colourfulness (for refine), one image
+    chroma: Any = None   # this image's colour strength (overrides the run's; not a network input)
 
     @property
     def empty(self) -> bool:
@@ -48,13 +49,13 @@ class Hints:
         if self.mask is None or not (pw or ph):
             return self
         return Hints(F.pad(self.ab, (0, pw, 0, ph)), F.pad(self.mask, (0, pw, 0, ph)), self.glob, self.points,
-                     self.colourfulness)
+                     self.colourfulness, self.chroma)
 
     def to(self, device, dtype=None) -> "Hints":
         def mv(t):
             return None if t is None else t.to(device=device, dtype=dtype or t.dtype)
 
-        return Hints(mv(self.ab), mv(self.mask), mv(self.glob), self.points, self.colourfulness)
+        return Hints(mv(self.ab), mv(self.mask), mv(self.glob), self.points, self.colourfulness, self.chroma)
 
 
 def pool_local(ab, mask, size):
@@ -199,12 +200,13 @@ def reference_colourfulness(rgb) -> float:
     return float(colorfulness(to_uint8(rgb[::step, ::step])))
 
 
-def for_image(points_px, original_hw, net_hw, reference=None, colourfulness=None) -> Hints:
+def for_image(points_px, original_hw, net_hw, reference=None, colourfulness=None, chroma=None) -> Hints:
     """Hints (batch of one, at network size ``net_hw``) for an original of ``original_hw``.
 
     ``points_px``: (x, y, radius, (r, g, b)) in pixels of the original (see
     :func:`colorbatch.hints.points_in_pixels`); ``reference``: a (1, GLOBAL_DIM) global hint
-    (:func:`reference_hint`), ``colourfulness``: the reference's (:func:`reference_colourfulness`).
+    (:func:`reference_hint`), ``colourfulness``: the reference's (:func:`reference_colourfulness`);
+    ``chroma``: this image's colour strength (a number, as ``--chroma``), or None.
     """
     H, W = original_hw
     h, w = net_hw
@@ -212,7 +214,7 @@ def for_image(points_px, original_hw, net_hw, reference=None, colourfulness=None
     ab = srgb_to_ab128([p[3] for p in points_px])
     pts = [(y * sy, x * sx, r * min(sx, sy), a, b) for (x, y, r, _), (a, b) in zip(points_px, ab)]
     amap, mask = points_to_maps([pts], (1, h, w)) if pts else (None, None)
-    return Hints(amap, mask, reference, [pts] if pts else None, colourfulness)
+    return Hints(amap, mask, reference, [pts] if pts else None, colourfulness, chroma)
 
 
 # the refinement after the network (see refine)

@@ -64,7 +64,8 @@ class StepHints:
         ih = self.plan.lookup(item)
         if ih.empty:
             return None
-        colorizer.check_hints()
+        if ih.simulate or ih.reference is not None or (ih.hints is not None and ih.hints.points):
+            colorizer.check_hints()  # a chroma alone needs no hint inputs
         from colorbatch.colorizer import unpack_rgb
         from colorbatch.models.hints import for_image, reference_colourfulness, reference_hint, simulate_user_points
 
@@ -88,4 +89,5 @@ class StepHints:
         item.meta["hints"] = ih.digest
         item.meta["hint_points"] = [[round(x, 1), round(y, 1), round(r, 1), "#%02x%02x%02x" % tuple(c)]
                                     for x, y, r, c in pts]
-        return for_image(pts, (H, W), tuple(prep["small"].shape[-2:]), ref, vivid)
+        chroma = ih.hints.chroma if ih.hints is not None else None
+        return for_image(pts, (H, W), tuple(prep["small"].shape[-2:]), ref, vivid, chroma)
