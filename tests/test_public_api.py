@@ -132,7 +132,7 @@ def test_plugin_command_and_core_command_agree(tmp_path, monkeypatch):
     assert "sise" in plug.output and "did you mean" in plug.output
 
 
-@pytest.mark.parametrize("name", ["video", "watch", "report", "autocontrast"])
+@pytest.mark.parametrize("name", ["video", "watch", "report", "autocontrast", "studio"])
 def test_our_plugins_are_loaded_through_entry_points(name):
     from importlib import metadata
 
