@@ -17,8 +17,8 @@ metadata props also carry the id (the checkpoint's: same weights, same colours),
 architecture, the encoder, the opset, the precision and the colorbatch version.
 
 Exporters: ``torchscript`` (the default, a trace: seconds) or ``dynamo``
-(``torch.export``: minutes on this network, its symbolic shapes are costly). Both give
-dynamic batch, height and width. The hint maps are pooled per decoder stage with an
+(``torch.export``: minutes on this network, its symbolic shapes are costly; opset 18 at
+least; models without hint inputs only). Both give dynamic batch, height and width. The hint maps are pooled per decoder stage with an
 adaptive average pool whose output size follows the input; for the export it is the
 fixed average pool it equals on multiples of 32 (:func:`_exact_pooling`).
 
@@ -203,6 +203,11 @@ def export_onnx(model=None, out="model.onnx", *, opset: int = DEFAULT_OPSET, fp1
     if getattr(net, "multiple", MULTIPLE) != MULTIPLE:
         raise ColorbatchError(f"model: stride {net.multiple} is not {MULTIPLE}; export supports 32")
     hints = bool(getattr(net, "accepts_hints", False))
+    if exporter == "dynamo":
+        if hints:
+            raise ColorbatchError("--exporter dynamo: a model with hint inputs exports with the torchscript exporter "
+                                  "(its per-stage hint pooling has no symbolic form)")
+        opset = max(int(opset), 18)  # the dynamo exporter's lowest
     temperature = baked_temperature(net, meta)
     wrapper = _wrapper(net, temperature, hints, fp16)
     names = ["L01", *(HINT_INPUTS if hints else ())]
@@ -225,7 +230,6 @@ def export_onnx(model=None, out="model.onnx", *, opset: int = DEFAULT_OPSET, fp1
                 hh, ww = Dim("h32", min=1, max=512), Dim("w32", min=1, max=512)
                 sp = {0: b, 2: MULTIPLE * hh, 3: MULTIPLE * ww}
                 ds = {n: ({0: b} if n == "hint_glob" else sp) for n in names}
-                ds.update({n: None for n in HINT_INPUTS if n not in names})
                 torch.onnx.export(wrapper, args, tmp, dynamo=True, opset_version=opset, input_names=names,
                                   output_names=["ab"], dynamic_shapes=ds, verbose=False)
         _write_props(Path(tmp), props)

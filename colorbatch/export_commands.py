@@ -64,7 +64,7 @@ def register(app) -> None:
         fmt: str = typer.Option("onnx", "--format", "-f", help="onnx (the one format so far)."),
         opset: int = typer.Option(17, "--opset", help="ONNX opset of the graph (recorded in its metadata)."),
         fp16: bool = typer.Option(False, "--fp16", help="Half-precision weights and arithmetic inside (for GPU runtimes); inputs and output stay float32."),
-        exporter: str = typer.Option("torchscript", "--exporter", help="torchscript (a trace, seconds) | dynamo (torch.export, minutes here)."),
+        exporter: str = typer.Option("torchscript", "--exporter", help="torchscript (a trace, seconds) | dynamo (torch.export: minutes here, opset >= 18, no hint inputs)."),
         verify: bool = typer.Option(False, "--verify", help="Run torch and onnxruntime on sample inputs (two sizes, two batch sizes) and report the largest a*b* difference."),
         verify_on: Optional[Path] = typer.Option(None, "--verify-on", help="Also compare the colorize pipeline's a*b* on the photos in this folder (implies --verify)."),
         sizes: List[int] = typer.Option([256], "--size", help="Network size(s) for --verify-on (repeatable)."),
@@ -81,7 +81,7 @@ def register(app) -> None:
         done = export_onnx(src, out, opset=opset, fp16=fp16, exporter=exporter)
         info = done.meta["onnx"]
         result = {"out": str(done.path), "model": str(src), "id": done.props["id"], "seconds": round(done.seconds, 2),
-                  "bytes": done.path.stat().st_size, "opset": opset, "precision": info["precision"],
+                  "bytes": done.path.stat().st_size, "opset": info["opset"], "precision": info["precision"],
                   "temperature": info["temperature"], "hint_inputs": info["hint_inputs"], "multiple": info["multiple"]}
         ok = True
         if verify or verify_on is not None:
@@ -98,7 +98,7 @@ def register(app) -> None:
             typer.echo(json.dumps(result, indent=2))
         else:
             hints = ", hint inputs " + " ".join(info["hint_inputs"]) if info["hint_inputs"] else ""
-            typer.echo(f"wrote {done.path} ({result['bytes'] / 1e6:.1f} MB, opset {opset}, {info['precision']}, "
+            typer.echo(f"wrote {done.path} ({result['bytes'] / 1e6:.1f} MB, opset {info['opset']}, {info['precision']}, "
                        f"temperature {info['temperature']:g} baked in{hints}) in {done.seconds:.1f} s")
             if "verify" in result:
                 for c in result["verify"]["cases"]:

@@ -229,3 +229,16 @@ def test_the_plain_python_example_in_docs_runs(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert Image.open(tmp_path / "photo-colour.jpg").size == (90, 60)
+
+
+def test_export_refuses_what_it_cannot_do(tmp_path):
+    from colorbatch.errors import ColorbatchError
+    from colorbatch.export import export_onnx
+
+    model = _model("efficientnet-lite0", hints=True)
+    with pytest.raises(ColorbatchError, match="must end in .onnx"):
+        export_onnx(model, tmp_path / "model.bin")
+    with pytest.raises(ColorbatchError, match="torchscript"):
+        export_onnx(model, tmp_path / "model.onnx", exporter="dynamo")
+    with pytest.raises(ColorbatchError, match="torchscript, dynamo"):
+        export_onnx(model, tmp_path / "model.onnx", exporter="tvm")
