@@ -2,7 +2,7 @@
 
     python benchmarks/colorize.py FOLDER [--size 256] [--batch-size 8] [--encoder efficientnet-lite0]
                                   [--megapixels 2] [--limit 24] [--naive-limit 6] [--huge]
-                                  [--floor-runs 3] [--pipeline-runs 1]
+                                  [--floor-runs 3] [--pipeline-runs 1] [--kernels on|off|auto]
 
 FOLDER holds images (JPEG photos). With ``--megapixels M`` each is first
 upscaled to about M megapixels (photos for the targets are 1-3 MP; small
@@ -113,6 +113,8 @@ def bench_pipeline(inputs_dir, ckpt, args, out_dir):
     if args.workers is not None:
         cmd += ["--workers", str(args.workers)]
     env = {**os.environ, "COLORBATCH_NO_PLUGINS": "1"}
+    if args.kernels != "auto":  # on: the fused kernels even for a short run (a long run's steady state)
+        env["COLORBATCH_KERNELS"] = "1" if args.kernels == "on" else "0"
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
@@ -230,6 +232,10 @@ def main(argv=None):
     ap.add_argument("--huge", action="store_true", help="also measure one 50 MP gray image")
     ap.add_argument("--floor-runs", type=int, default=3, help="runs of the I/O floor (median)")
     ap.add_argument("--pipeline-runs", type=int, default=1, help="runs of the pipeline (median)")
+    ap.add_argument("--kernels", choices=("on", "off", "auto"), default="on",
+                    help="fused CPU kernels in the pipeline: on (default: as in a long run, even for few "
+                         "images), off (the torch reference path), auto (colorize's own choice: not "
+                         "for runs under 48 images)")
     args = ap.parse_args(argv)
 
     import torch
@@ -314,6 +320,7 @@ def main(argv=None):
             "images": len(inputs),
             "megapixels": round(mp, 2),
             "encoder": args.encoder,
+            "kernels": args.kernels,
             "size": args.size,
             "decoder_flops_ratio": round(gflop_dec / gflop_enc, 3),
             "decoder_time_ratio": round(dec_time_ratio, 3),

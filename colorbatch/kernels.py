@@ -23,6 +23,10 @@ Without numba (or with ``COLORBATCH_KERNELS=0``) every function still works: it 
 once through :mod:`logging` and computes with the torch/numpy reference path of
 :mod:`colorbatch.color` instead.
 
+In the colorize pipeline (:func:`warm_for_pipeline`, :func:`ready`) the kernels load in
+a background thread, only for runs of at least :data:`PIPELINE_MIN_IMAGES` images (or of
+unknown length), and are used once loaded; the reference path serves until then.
+
 Threads: numba's ``workqueue`` layer is chosen (unless ``NUMBA_THREADING_LAYER`` is set),
 the one that survives ``fork()`` (DataLoader workers); it is not thread-safe, so parallel
 calls hold a lock and a call that finds it taken runs single-threaded instead. In
@@ -519,22 +523,37 @@ def warm_up() -> bool:
 # warming up in the background (start-up: loading numba overlaps torch and the model)
 # --------------------------------------------------------------------------- #
 
-_WARM: dict = {"thread": None, "running": False}
+_WARM: dict = {"thread": None, "running": False, "wanted": False}
 
 
 def ready() -> bool:
-    """True where the kernels are loaded and may be used now; never loads them (callers
-    on a pipeline's path use the reference path otherwise, see :func:`warm_for_pipeline`)."""
-    return _STATE.get("nb") is not None and not warming()
-
-
-def warm_for_pipeline(one_image: bool) -> None:
-    """A pipeline (the colorize step) is about to work. For a run of one image the
-    kernels are not loaded (loading numba costs more than the reference path spends on
-    one image); otherwise they load in the background (:func:`warm_up_in_background`)
-    and :func:`ready` turns true when they can be used."""
-    if not one_image:
+    """True where the kernels are loaded and may be used now. Never waits: callers on a
+    pipeline's path take the reference path otherwise. Where a pipeline asked for the
+    kernels (:func:`warm_for_pipeline`), the first call starts loading them in the
+    background (after the step has forked its first workers, which keep the reference
+    path; later workers inherit the kernels)."""
+    if _STATE.get("nb") is not None and not warming():
+        return True
+    if _WARM["wanted"] and _WARM["thread"] is None:
         warm_up_in_background()
+    return False
+
+
+#: fewer images than this in a whole run: numba is not loaded. Loading it takes 1-2 s of
+#: CPU on a 2-core machine (it competes with the first batch); the kernels save about
+#: 0.04-0.07 s per 2 MP image there (docs/speed.md), so small runs finish sooner without.
+PIPELINE_MIN_IMAGES = 48
+
+
+def warm_for_pipeline(images: int | None) -> None:
+    """A pipeline (the colorize step) is about to work on ``images`` images (None: not
+    known, e.g. more than one chunk or a watched folder). For a small run the kernels
+    are not loaded (loading numba costs more than they save on a few images); otherwise
+    the first :func:`ready` starts loading them in the background.
+    ``COLORBATCH_KERNELS=1`` loads them for any run (benchmarks of the steady state)."""
+    forced = os.environ.get("COLORBATCH_KERNELS", "").strip().lower() in ("1", "on", "yes", "true")
+    if forced or images is None or images >= PIPELINE_MIN_IMAGES:
+        _WARM["wanted"] = True
 
 
 def warm_up_in_background() -> None:
@@ -586,6 +605,7 @@ def _after_fork_in_child() -> None:
     global _STATE_LOCK, _PAR_LOCK
     _STATE_LOCK = threading.Lock()
     _PAR_LOCK = threading.Lock()
+    _WARM["wanted"] = False  # a child never starts loading numba itself
     if _WARM["running"]:
         _WARM["running"] = False
         _STATE.update(nb=None, why="the process was forked while the kernels were loading", warned=True)
@@ -654,7 +674,7 @@ def _reset_for_tests() -> None:
     with _STATE_LOCK:
         layer = _STATE.get("layer_set")
         _STATE.clear()
-        _WARM.update(thread=None, running=False)
+        _WARM.update(thread=None, running=False, wanted=False)
         if layer:
             _STATE["layer_set"] = True
 

@@ -214,7 +214,7 @@ class ColorizeStep(Step):
                 self._resolve()
                 from colorbatch import kernels
 
-                kernels.warm_for_pipeline(one_image=ended and position == 1)
+                kernels.warm_for_pipeline(position if ended else None)  # small runs skip numba
                 yield from self._process(chunk)
             if marker is not None:
                 yield marker
@@ -245,7 +245,7 @@ class ColorizeStep(Step):
 
         from colorbatch import kernels
 
-        kernels.wait_warm()  # forked workers inherit the loaded kernels
+        kernels.wait_warm()  # forked workers inherit the kernels (the first chunk's forks before they load)
         loader = DataLoader(
             _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.want_rgb),
             batch_size=None,
