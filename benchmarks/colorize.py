@@ -222,7 +222,7 @@ def main(argv=None):
     ap.add_argument("--encoder", default="efficientnet-lite0")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads for (a) and (c), OMP_NUM_THREADS cap for (b) (default: all cores; "
+                    help="torch threads for (a) and (c), OMP_NUM_THREADS cap for (b) (default: the free cores, as the pipeline; "
                     "on a busy shared machine 1 is fairer)")
     ap.add_argument("--megapixels", type=float, default=2.0, help="upscale inputs to ~M MP (0: as they are)")
     ap.add_argument("--limit", type=int, default=16)
@@ -241,12 +241,14 @@ def main(argv=None):
     import torch
 
     from colorbatch.colorizer import net_shape
-    from colorbatch.device import cpu_cores, tune_malloc
+    from colorbatch.device import configure_threads, cpu_cores, tune_malloc
     from colorbatch.models import build_model
     from colorbatch.models.checkpoint import save_checkpoint
 
     tune_malloc()
-    threads = args.threads or cpu_cores()
+    # as the pipeline sizes its own threads: never more than the free cores (on a busy
+    # 2-core machine 2 torch threads ran the model 7x slower than 1)
+    threads = args.threads or configure_threads("cpu", 0)
     torch.set_num_threads(threads)
     if args.threads:
         os.environ["OMP_NUM_THREADS"] = str(args.threads)
