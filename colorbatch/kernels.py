@@ -24,8 +24,9 @@ once through :mod:`logging` and computes with the torch/numpy reference path of
 :mod:`colorbatch.color` instead.
 
 In the colorize pipeline (:func:`warm_for_pipeline`, :func:`ready`) the kernels load in
-a background thread, only for runs of at least :data:`PIPELINE_MIN_IMAGES` images (or of
-unknown length), and are used once loaded; the reference path serves until then.
+a background thread while the model loads, and the step waits for them before its first
+image: every image of every run takes the same path, so an output does not depend on the
+size of the run it was made in (the two paths differ by up to one 8-bit level).
 
 Threads: numba's ``workqueue`` layer is chosen (unless ``NUMBA_THREADING_LAYER`` is set),
 the one that survives ``fork()`` (DataLoader workers); it is not thread-safe, so parallel
@@ -539,21 +540,14 @@ def ready() -> bool:
     return False
 
 
-#: fewer images than this in a whole run: numba is not loaded. Loading it takes 1-2 s of
-#: CPU on a 2-core machine (it competes with the first batch); the kernels save about
-#: 0.04-0.07 s per 2 MP image there (docs/speed.md), so small runs finish sooner without.
-PIPELINE_MIN_IMAGES = 48
-
-
-def warm_for_pipeline(images: int | None) -> None:
-    """A pipeline (the colorize step) is about to work on ``images`` images (None: not
-    known, e.g. more than one chunk or a watched folder). For a small run the kernels
-    are not loaded (loading numba costs more than they save on a few images); otherwise
-    the first :func:`ready` starts loading them in the background.
-    ``COLORBATCH_KERNELS=1`` loads them for any run (benchmarks of the steady state)."""
-    forced = os.environ.get("COLORBATCH_KERNELS", "").strip().lower() in ("1", "on", "yes", "true")
-    if forced or images is None or images >= PIPELINE_MIN_IMAGES:
-        _WARM["wanted"] = True
+def warm_for_pipeline() -> None:
+    """A pipeline (the colorize step) will need the kernels: start loading them in the
+    background now (it overlaps loading the model); the step calls :func:`wait_warm`
+    before its first image, so every image of every run takes the same path (outputs
+    must not depend on the size of the run: the reference path differs by up to one
+    8-bit level). Loading costs 1-2 s of CPU on 2 cores, once per process."""
+    _WARM["wanted"] = True
+    warm_up_in_background()
 
 
 def warm_up_in_background() -> None:

@@ -189,6 +189,9 @@ class ColorizeStep(Step):
         return int(index) % ws == self.ctx.rank
 
     def run(self, items: Iterable) -> Iterator:
+        from colorbatch import kernels
+
+        kernels.warm_for_pipeline()  # loads beside the model; waited for before the first image
         if not self.after_train:
             self._resolve()
         self.task = self.ctx.task("colorize", unit="images", counts_items=True)
@@ -212,9 +215,7 @@ class ColorizeStep(Step):
                     chunk.append(item)
             if chunk:
                 self._resolve()
-                from colorbatch import kernels
-
-                kernels.warm_for_pipeline(position if ended else None)  # small runs skip numba
+                kernels.wait_warm()  # the same path for every image of every run
                 yield from self._process(chunk)
             if marker is not None:
                 yield marker

@@ -81,7 +81,7 @@ def _after(page) -> np.ndarray:
 
 
 def test_place_a_hint_see_it_save_it_and_colorize_reproduces_it(page, tmp_path, models, live_factory):
-    folder = write_folder(tmp_path / "photos", names=("a.png",))  # one image: see the xfail in test_studio_engine
+    folder = write_folder(tmp_path / "photos", names=("a.png",))
     out = tmp_path / "out"
     live = live_factory(folder, out, models["aware"], size=SIZE)
     page.goto(live.url, wait_until="load")
