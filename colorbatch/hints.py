@@ -138,9 +138,18 @@ def find(image: str | Path, hints_dir: str | Path | None = None, root: str | Pat
             except ValueError:
                 rel = image.name
         p = Path(hints_dir) / Path(rel).with_name(Path(rel).stem + SUFFIX)
-        return p if p.is_file() else None
+        return p if _is_file(p) else None
     p = image.with_name(image.stem + SUFFIX)
-    return p if p.is_file() else None
+    return p if _is_file(p) else None
+
+
+def _is_file(p: Path) -> bool:
+    """Whether ``p`` is a file; a name the file system cannot hold (the image's name plus the
+    suffix over its limit) has no hint file."""
+    try:
+        return p.is_file()
+    except OSError:
+        return False
 
 
 def points_in_pixels(hints: HintFile, width: int, height: int) -> list[tuple[float, float, float, tuple[int, int, int]]]:
@@ -213,7 +222,7 @@ class HintPlan:
         if self.hints_dir is not None:
             rel = Path(item.id)
             p = Path(self.hints_dir) / rel.with_name(rel.stem + SUFFIX)
-            if p.is_file():
+            if _is_file(p):
                 return p
         if item.path is not None:
             return find(item.path)

@@ -87,8 +87,17 @@ def _playwright():
         from playwright.sync_api import sync_playwright
 
         _PLAYWRIGHT = sync_playwright().start()
-        atexit.register(_PLAYWRIGHT.stop)
+        atexit.register(stop)
     return _PLAYWRIGHT
+
+
+def stop() -> None:
+    """Stop this process's Playwright driver, if started, so that other code (another
+    plugin's browser tests in the same pytest run) can start its own sync Playwright."""
+    global _PLAYWRIGHT
+    if _PLAYWRIGHT is not None:
+        driver, _PLAYWRIGHT = _PLAYWRIGHT, None
+        driver.stop()
 
 
 @contextlib.contextmanager

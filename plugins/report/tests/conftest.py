@@ -120,3 +120,13 @@ def run_folder(tmp_path):
 @pytest.fixture
 def parse_report():
     return parse
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _browser_driver_stopped_after_each_module():
+    """The browser tests share one Playwright driver per process; stop it after each module
+    so that other plugins' browser tests in the same run can start their own."""
+    yield
+    from colorbatch_report import browser
+
+    browser.stop()
