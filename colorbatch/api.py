@@ -106,7 +106,7 @@ _LAZY = {
     "reference_colourfulness": ("colorbatch.models.hints", "reference_colourfulness"),
     "configure_threads": ("colorbatch.device", "configure_threads"),
     "decode_L": ("colorbatch.images", "decode_L"),
-    "prepare_item": ("colorbatch.colorizer", "prepare_item"),
+    "prepare_item": ("colorbatch.prepare", "prepare_item"),
     "output_suffix": ("colorbatch.outputs", "output_suffix"),
 }
 

@@ -27,33 +27,8 @@ from colorbatch.errors import ColorbatchError
 from colorbatch.training import distributed as D
 from colorbatch.training.data import ColorDataset, EpochSampler, collate
 from colorbatch.training.losses import ab_histogram, make_loss, rebalance_weights
-from colorbatch.training.state import load_state, rng_state, save_state, set_rng_state, state_path, to_cpu
-
-
-class LRSchedule:
-    """Learning-rate factor per optimizer step (an object, so LambdaLR saves its state)."""
-
-    def __init__(self, kind: str, total: int, warmup: int = 0):
-        self.kind, self.total, self.warmup = kind, max(1, int(total)), max(0, int(warmup))
-        # with a time budget the loop raises this to the fraction of the budget used, so
-        # the schedule runs its course within the budget even if the epochs would not
-        self.time_progress = 0.0
-
-    def __call__(self, step: int) -> float:
-        if self.time_progress > 0:
-            step = max(step, int(self.time_progress * self.total))
-        if self.kind == "onecycle":
-            peak = max(1, int(0.3 * self.total))
-            if step < peak:
-                return 0.04 + 0.96 * step / peak
-            t = min(1.0, (step - peak) / max(1, self.total - peak))
-            return 1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * t))
-        if step < self.warmup:
-            return (step + 1) / (self.warmup + 1)
-        if self.kind == "constant":
-            return 1.0
-        t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+from colorbatch.training.checkpoints import CheckpointsMixin
+from colorbatch.training.schedule import LRSchedule  # noqa: F401 - re-exported
 
 
 def _worker_init(_worker_id: int) -> None:
@@ -63,7 +38,7 @@ def _worker_init(_worker_id: int) -> None:
     torch.set_num_threads(1)
 
 
-class Trainer:
+class Trainer(CheckpointsMixin):
     def __init__(self, opts, ctx, train_sources: list, val_sources: list, val_split_note: str = ""):
         self.o, self.ctx = opts, ctx
         self.train_sources, self.val_sources = train_sources, val_sources
@@ -198,71 +173,6 @@ class Trainer:
             if self.stop_reason is None:
                 self.stop_reason = next((r for r, v in zip(reasons, votes) if v > 0), None)
         return self.stop_reason is not None
-
-    # ------------------------------------------------------------------ checkpoints
-    def _config(self) -> dict:
-        o = self.o
-        return {
-            "trained_with": {k: v for k, v in o.model_dump(mode="json").items()
-                             if k not in ("checkpoint_dir", "log", "val_source", "resume")},
-        }
-
-    def _save(self, name: str, training: dict) -> Path:
-        from colorbatch.models.checkpoint import save_checkpoint
-
-        path = self.ckpt_dir / f"{name}.safetensors"
-        if self.is_main:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(path, self.model, self._config(), training)
-        return path
-
-    def _state(self) -> dict:
-        return {
-            "version": 1,
-            "epoch": self.epoch,
-            "batch_in_epoch": self.batch_in_epoch,
-            "step": self.step,
-            "sums": list(self.sums),
-            "best_val": self.best_val,
-            "optimizer": to_cpu(self.opt.state_dict()),
-            "scheduler": self.sched.state_dict(),
-            "rng": rng_state(),
-            "loss_weights": self.loss_weights if self.loss_weights is not None else torch.zeros(0),
-            "world_size": self.world,
-            "batch_size": self.o.batch_size,
-            "seed": self.o.seed,
-        }
-
-    def _checkpoint(self, record: dict | None) -> Path:
-        training = {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
-                    "best_val_loss": self.best_val, "last": record}
-        path = self._save("last", training)
-        if self.is_main:
-            save_state(state_path(path), self._state())
-        return path
-
-    def _resume(self) -> None:
-        from colorbatch.models.checkpoint import load_checkpoint
-
-        path = self.ckpt_dir / "last.safetensors"
-        spath = state_path(path)
-        if not path.is_file() or not spath.is_file():
-            raise ColorbatchError(f"train: nothing to resume in {self.ckpt_dir} (no last.safetensors and "
-                                  "last.state.pt); run without resume, or point checkpoint_dir at the old run")
-        saved, _ = load_checkpoint(path, device="cpu")
-        self.model.load_state_dict(saved.state_dict())
-        st = load_state(spath)
-        if st.get("batch_size") != self.o.batch_size or st.get("world_size") != self.world:
-            self.ctx.warn(f"resuming with batch_size {self.o.batch_size} x {self.world} ranks; the checkpoint "
-                          f"used {st.get('batch_size')} x {st.get('world_size')}: the data order will differ")
-        self.opt.load_state_dict(st["optimizer"])
-        self.sched.load_state_dict(st["scheduler"])
-        self.epoch, self.batch_in_epoch, self.step = st["epoch"], st["batch_in_epoch"], st["step"]
-        self.sums, self.best_val = list(st["sums"]), st["best_val"]
-        if st["loss_weights"].numel():
-            self.loss_weights = st["loss_weights"]
-        set_rng_state(st["rng"])
-        self.ctx.log(f"resumed from {path}: epoch {self.epoch + 1}, batch {self.batch_in_epoch}, step {self.step}")
 
     # ------------------------------------------------------------------ logging
     def _log(self, record: dict) -> None:
