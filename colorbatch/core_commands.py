@@ -78,6 +78,8 @@ def register(app) -> None:
         reference: Optional[str] = typer.Option(
             None, "--reference", help="A colour photo as the global hint of every image, or 'self': each photo's own colours (the upper bound)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the simulated hints."),
+        runtime: str = typer.Option(
+            "torch", "--runtime", help="torch | onnxruntime: what runs the network (see docs/deploy.md)."),
     ):
         """Score a model on colour photos: gray them, colorize, compare with the originals (gray baseline beside each figure)."""
         run_dir = run_dir or out or Path("runs") / "evaluate"
@@ -85,7 +87,8 @@ def register(app) -> None:
             {"uses": "load", "with": {"source": input}},
             {"uses": "colorize", "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma,
                                           "simulate_hints": hints, "hint_seed": seed, "reference_self": reference == "self",
-                                          "reference": reference if reference not in (None, "self") else None}},
+                                          "reference": reference if reference not in (None, "self") else None,
+                                          "runtime": runtime}},
             {"uses": "evaluate", "with": {"out": str((out or run_dir).resolve())}},
         ]
         if save_images is not None:
