@@ -129,6 +129,7 @@ def register(app) -> None:
                     "created": meta.get("created"),
                     "best_val_loss": training.get("best_val_loss"),
                     "calibration": {k: cal[k] for k in ("temperature", "chroma") if k in cal} or None,
+                    "hints": bool(arch.get("hints")),
                     "shipped": shipped is not None and p == shipped,
                     "default": chosen is not None and p.resolve() == chosen,
                 }
@@ -153,7 +154,8 @@ def register(app) -> None:
             loss = f", val loss {r['best_val_loss']:.5f}" if isinstance(r["best_val_loss"], (int, float)) else ""
             cal = r["calibration"]
             strength = f", colour strength T {cal.get('temperature', 1):g} x {cal.get('chroma', 1):g}" if cal else ""
-            out.print(f"{mark} {r['path']} ({r['encoder']}, {r['head']} head{loss}{strength})", markup=False,
+            hints = ", takes colour hints" if r.get("hints") else ""
+            out.print(f"{mark} {r['path']} ({r['encoder']}, {r['head']} head{loss}{strength}{hints})", markup=False,
                       highlight=False)
         if chosen is not None:
             out.print(f"colorize uses: {chosen}: {why}", markup=False, highlight=False)

@@ -167,6 +167,7 @@ def test_models_lists_the_cache_and_the_selected_model(tmp_path):
     else:  # an empty cache: colorize uses the default that ships with colorbatch, and says so
         assert [m["shipped"] for m in data["models"]] == [True]
         assert data["selected"] == str(shipped.resolve()) and "ships with colorbatch" in data["why"]
+        assert data["models"][0]["hints"] is True  # the shipped default takes colour hints
 
     model = build_model("efficientnet-lite0", "none", widths=(32, 16, 16, 16, 16))
     ckpt = save_checkpoint(tmp_path / "tiny.safetensors", model, {"test": True})
@@ -182,6 +183,7 @@ def test_models_lists_the_cache_and_the_selected_model(tmp_path):
     data = json.loads(r.stdout)
     assert data["selected"] == str(published.resolve())
     assert [m["default"] for m in data["models"]][0] is True  # the published model wins
+    assert data["models"][0]["hints"] is False
     assert not any(m["default"] for m in data["models"][1:])
     assert data["models"][0]["encoder"] == "efficientnet-lite0"
 
