@@ -30,7 +30,8 @@ Colorizing and colour hints (torch is imported on use)
     ``load_hints``, ``find_hints``, ``points_in_pixels``, ``hint_digest``,
     ``HINTS_SUFFIX``; network hints: ``hints_for_image``, ``reference_hint``,
     ``reference_colourfulness``; the pipeline's own pieces: ``decode_L`` (the
-    one decode to quantised L*), ``prepare_item``, ``output_suffix``,
+    one decode to quantised L*), ``quantize_L`` and ``L_SCALE`` (L* as uint16),
+    ``prepare_item``, ``output_suffix``,
     ``configure_threads``
 Commands (``colorbatch_register_commands``)
     ``handle_errors`` (one line and the documented exit code for expected
@@ -106,6 +107,8 @@ _LAZY = {
     "reference_colourfulness": ("colorbatch.models.hints", "reference_colourfulness"),
     "configure_threads": ("colorbatch.device", "configure_threads"),
     "decode_L": ("colorbatch.images", "decode_L"),
+    "quantize_L": ("colorbatch.images", "quantize_L"),
+    "L_SCALE": ("colorbatch.images", "L_SCALE"),
     "prepare_item": ("colorbatch.prepare", "prepare_item"),
     "output_suffix": ("colorbatch.outputs", "output_suffix"),
 }

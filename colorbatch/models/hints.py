@@ -20,7 +20,7 @@ result does not get worse. torch is imported lazily.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 GLOBAL_GRID = 8
@@ -48,14 +48,13 @@ class Hints:
 
         if self.mask is None or not (pw or ph):
             return self
-        return Hints(F.pad(self.ab, (0, pw, 0, ph)), F.pad(self.mask, (0, pw, 0, ph)), self.glob, self.points,
-                     self.colourfulness, self.chroma)
+        return replace(self, ab=F.pad(self.ab, (0, pw, 0, ph)), mask=F.pad(self.mask, (0, pw, 0, ph)))
 
     def to(self, device, dtype=None) -> "Hints":
         def mv(t):
             return None if t is None else t.to(device=device, dtype=dtype or t.dtype)
 
-        return Hints(mv(self.ab), mv(self.mask), mv(self.glob), self.points, self.colourfulness, self.chroma)
+        return replace(self, ab=mv(self.ab), mask=mv(self.mask), glob=mv(self.glob))
 
 
 def pool_local(ab, mask, size):

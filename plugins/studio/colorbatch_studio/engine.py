@@ -35,7 +35,6 @@ from colorbatch_studio.files import STUDIO_DIR, Refused, Thumbnails, list_images
 
 DISPLAY = 1024  # long side of the detail view's images
 KEEP_OPEN = 4   # images whose features stay in memory
-L_SCALE = 655.35  # quantised L* as the colorize step keeps it (uint16 = L* x 655.35)
 
 
 class StudioError(Exception):
@@ -63,48 +62,6 @@ class ImageState:
     reference: Optional[str] = None              # id (relative to FOLDER) of a colour photo
     chroma: Any = "auto"
     hint_error: Optional[str] = None             # a sidecar the batch tool would refuse
-
-
-def quantise_L(L: np.ndarray) -> np.ndarray:
-    """float L* -> uint16 (L* x 655.35), as the colorize step keeps it."""
-    return np.rint(np.clip(np.asarray(L, dtype=np.float32), 0.0, 100.0) * L_SCALE).astype(np.uint16)
-
-
-def colourfulness(rgb) -> float:
-    """Hasler-Suesstrunk colourfulness of a colour photo (float 0-1), sampled as the colorize
-    step samples a reference (every step-th pixel so the long side is about 512)."""
-    rgb = np.asarray(rgb)
-    step = max(1, int(max(rgb.shape[:2]) // 512))
-    x = np.clip(np.rint(np.asarray(rgb[::step, ::step], dtype=np.float64) * 255.0), 0, 255)
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    sigma = float(np.sqrt(float(rg.std()) ** 2 + float(yb.std()) ** 2))
-    mu = float(np.sqrt(float(rg.mean()) ** 2 + float(yb.mean()) ** 2))
-    return sigma + 0.3 * mu
-
-
-def size_threads(device) -> int:
-    """On CPU, torch's threads sized to the cores not busy with other work (1-minute load
-    average; OMP_NUM_THREADS an upper bound), as the colorize step sizes them: more threads
-    than free cores make every call many times slower (a decoder call here: 0.2 s with one
-    thread, 0.9 s with two on a busy 2-core machine)."""
-    import torch
-
-    if getattr(device, "type", str(device)) != "cpu":
-        return torch.get_num_threads()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        busy = int(os.getloadavg()[0] + 0.5)
-    except (AttributeError, OSError):
-        busy = 0
-    free = max(1, min(cores, cores - busy))
-    env = os.environ.get("OMP_NUM_THREADS")
-    if env and env.isdigit():
-        free = min(free, max(1, int(env)))
-    if torch.get_num_threads() != free:
-        torch.set_num_threads(free)
-    return free
 
 
 def png_bytes(arr: np.ndarray) -> bytes:
@@ -378,7 +335,16 @@ class Studio:
     def _decode(self, rel: str, path: Path, mtime: int) -> Opened:
         import torch
 
-        from colorbatch.api import Item, L_to_gray, decode_item, net_shape, resize_L01
+        from colorbatch.api import (
+            L_SCALE,
+            Item,
+            L_to_gray,
+            configure_threads,
+            decode_item,
+            net_shape,
+            quantize_L,
+            resize_L01,
+        )
 
         item = Item(id=rel, path=path, root=self.folder, kind="image")
         try:
@@ -387,9 +353,9 @@ class Studio:
             from colorbatch.api import one_line
 
             raise StudioError(f"{rel}: cannot read it ({one_line(exc)})") from None
-        Lq = quantise_L(item.L)
+        Lq = quantize_L(item.L)
         H, W = Lq.shape
-        size_threads(self.colorizer.device)
+        configure_threads(self.colorizer.device, 0)  # threads sized to the free cores, as colorize does
         small = resize_L01(Lq, self.colorizer.net_hw((H, W)))
         encoded = self.colorizer.encode(small) if self.colorizer.can_split else None
         if max(H, W) > self.display:
@@ -404,7 +370,7 @@ class Studio:
         key = (str(path), path.stat().st_mtime_ns)
         hit = self._refs.get(key)
         if hit is None:
-            from colorbatch.api import read_image, reference_hint
+            from colorbatch.api import read_image, reference_colourfulness, reference_hint
 
             try:
                 img = read_image(path)
@@ -414,12 +380,12 @@ class Studio:
                 raise StudioError(f"reference {path.name}: cannot read it ({one_line(exc)})") from None
             if not img.is_color or img.meta.get("near_gray"):
                 raise StudioError(f"reference {path.name}: is a gray image; a reference must be a colour photo")
-            hit = self._refs[key] = (reference_hint(img.pixels), colourfulness(img.pixels))
+            hit = self._refs[key] = (reference_hint(img.pixels), reference_colourfulness(img.pixels))
         return hit
 
     def predict(self, rel: str, st: ImageState):
         """a*b*/128 at network size for ``rel`` with ``st``: what the colorize step predicts."""
-        from colorbatch.api import hints_for_image
+        from colorbatch.api import configure_threads, hints_for_image
 
         op = self.open(rel)
         c = self.colorizer_for(st.chroma)
@@ -430,7 +396,7 @@ class Studio:
             glob_hint, vivid = self._reference(self.image_path(st.reference)) if st.reference else (None, None)
             hints = hints_for_image(st.points, (op.H, op.W), c.net_hw((op.H, op.W)), glob_hint, vivid)
         with self._lock:
-            size_threads(c.device)
+            configure_threads(c.device, 0)
             if op.encoded is not None:
                 return c.decode(op.encoded, op.small, hints)
             return c.predict_small([op.small], [hints] if hints is not None else None)[0]

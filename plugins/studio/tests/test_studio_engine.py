@@ -164,14 +164,3 @@ def test_the_page_shows_what_save_writes(tmp_path, models):
     shown, _ = s.preview("a.png", st)
     s.save("a.png")
     assert np.array_equal(_png(shown), _pixels(tmp_path / "out" / "a.png").astype(np.int32))
-
-
-def test_the_reference_colourfulness_is_the_colorize_steps():
-    from colorbatch.models.hints import reference_colourfulness
-
-    from colorbatch_studio.engine import colourfulness
-
-    rng = np.random.default_rng(3)
-    for shape in ((50, 70, 3), (1100, 900, 3)):
-        rgb = rng.random(shape, dtype=np.float32)
-        assert colourfulness(rgb) == reference_colourfulness(rgb)
