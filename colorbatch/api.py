@@ -32,7 +32,9 @@ Colorizing and colour hints (torch is imported on use)
     ``reference_colourfulness``; the pipeline's own pieces: ``decode_L`` (the
     one decode to quantised L*), ``quantize_L`` and ``L_SCALE`` (L* as uint16),
     ``prepare_item``, ``output_suffix``,
-    ``configure_threads``
+    ``configure_threads``, ``warm_kernels`` / ``wait_kernels`` (load the fused pixel
+    kernels in the background, then wait for them: a process that colorizes outside the
+    colorize step takes the step's exact pixel path only once they are loaded)
 Commands (``colorbatch_register_commands``)
     ``handle_errors`` (one line and the documented exit code for expected
     errors, exit 3 for bugs), ``plugin_manager()``, ``report_load_errors``,
@@ -106,6 +108,8 @@ _LAZY = {
     "reference_hint": ("colorbatch.models.hints", "reference_hint"),
     "reference_colourfulness": ("colorbatch.models.hints", "reference_colourfulness"),
     "configure_threads": ("colorbatch.device", "configure_threads"),
+    "warm_kernels": ("colorbatch.kernels", "warm_for_pipeline"),
+    "wait_kernels": ("colorbatch.kernels", "wait_warm"),
     "decode_L": ("colorbatch.images", "decode_L"),
     "quantize_L": ("colorbatch.images", "quantize_L"),
     "L_SCALE": ("colorbatch.images", "L_SCALE"),

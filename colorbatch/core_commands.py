@@ -27,6 +27,8 @@ def register(app) -> None:
         batch_size: int = typer.Option(8, "--batch-size", "-b", help="Images per forward pass."),
         device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | mps (auto: cuda, then mps, then cpu)."),
         workers: Optional[int] = typer.Option(None, "--workers", "-j", help="Decoding worker processes (default: from the cores)."),
+        threads: Optional[int] = typer.Option(
+            None, "--threads", min=1, help="Network threads on CPU (default: the free cores). Fix it, with --batch-size, to reproduce another run byte for byte."),
         fmt: Optional[str] = typer.Option(None, "--format", "-f", help="png | jpg | webp | tiff (default: the input's)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo outputs that exist already."),
         dry_run: bool = typer.Option(False, "--dry-run", help="List what would be done; write nothing."),
@@ -47,6 +49,7 @@ def register(app) -> None:
                 {
                     "uses": "colorize",
                     "with": {"model": model, "size": size, "batch_size": batch_size, "device": device, "workers": workers, "chroma": chroma,
+                             "threads": threads,
                              "hints": str(hints) if hints else None, "reference": str(reference) if reference else None,
                              "runtime": runtime},
                 },

@@ -66,18 +66,26 @@ def default_workers() -> int:
     return max(0, min(4, cpu_cores() - 1))
 
 
-def configure_threads(device, workers: int = 0) -> int:
+def configure_threads(device, workers: int = 0, threads: int | None = None) -> int:
     """On CPU, size torch's intra-op threads to the cores left after ``workers``.
 
     More threads than free cores is catastrophic (a 2-thread conversion ran
     14x slower than a 1-thread one on a 2-core machine busy with other jobs),
     so this never sets more than ``cores - workers`` (at least 1), and fewer
     when the 1-minute load average shows the cores busy with other work.
-    OMP_NUM_THREADS, when set, is an upper bound. Returns the count.
+    OMP_NUM_THREADS, when set, is an upper bound. ``threads`` (a number the
+    user chose) is used as it is. Returns the count.
+
+    The count changes the order of float sums inside the network, so two runs
+    with different counts can differ by one 8-bit level on a few pixels: a run
+    that must match another byte for byte gives ``threads`` (and the same batch size).
     """
     import torch
 
     if torch.device(device).type != "cpu":
+        return torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(max(1, int(threads)))
         return torch.get_num_threads()
     cores = cpu_cores()
     free = max(1, cores - max(0, int(workers)))

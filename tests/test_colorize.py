@@ -281,3 +281,23 @@ def test_chroma_scales_the_prediction_and_changes_the_model_id():
     assert np.abs(ab1).max() > 0.1
     np.testing.assert_allclose(ab05, ab1 * 0.5, atol=1e-3)
     assert half.model_id == full.model_id + "@chroma0.5"
+
+
+def test_threads_given_are_used_as_they_are_and_bad_counts_are_refused(monkeypatch, tmp_path, model_path):
+    """--threads fixes the network's thread count (the studio's round trip depends on it):
+    OMP_NUM_THREADS and the load average bound only the default."""
+    from colorbatch.device import configure_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert configure_threads("cpu", 0, 2) == 2 and torch.get_num_threads() == 2
+    assert configure_threads("cpu", 0) == 1 and torch.get_num_threads() == 1
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((40, 50), 120, np.uint8)).save(src / "a.png")
+    r = cli("colorize", src, "--out", tmp_path / "out", "--model", model_path, "--threads", "0")
+    assert r.returncode != 0 and "--threads" in r.stderr, r.stderr
+    r = cli("colorize", src, "--out", tmp_path / "out", "--model", model_path, "--threads", "2", "--batch-size", "1")
+    assert r.returncode == 0 and (tmp_path / "out" / "a.png").is_file(), r.stderr

@@ -30,6 +30,12 @@ class Options(BaseModel):
     workers: Optional[int] = Field(
         None, ge=0, description="Decoding worker processes (default: cores - 1, at most 4; 0 = decode in the main process)."
     )
+    threads: Optional[int] = Field(
+        None, ge=1,
+        description="Threads of the network on CPU (default: the free cores, fewer while the machine is busy). "
+                    "The count changes float summation order: give it, with batch_size, when outputs must match "
+                    "another run byte for byte (the studio's Save does).",
+    )
     chunk: int = Field(256, ge=1, description="Items taken from the stream per round of decoding workers (a flush marker from a watched folder ends a round early).")
     keep_arrays: Optional[bool] = Field(
         None,
@@ -167,7 +173,7 @@ class ColorizeStep(Step):
         from colorbatch.device import configure_threads, tune_malloc
 
         path = self.model_path or self.options.model or self.ctx.state.checkpoint
-        configure_threads(self.device, self.workers)
+        configure_threads(self.device, self.workers, self.options.threads)
         tune_malloc()
         colorizer = Colorizer(
             path, self.device, self.options.size, self.options.batch_size, chroma=self.options.chroma,

@@ -8,7 +8,7 @@ import typer
 
 HELP = """Open a local web page to review FOLDER's images, compare before and after, place colour hints and adjust the colour strength.
 
-Hints are written as the sidecar NAME.hints.json beside each image (what `colorbatch colorize` reads); Save writes the full-resolution output into OUT through the batch path itself, so `colorbatch colorize FOLDER --out OUT` with the same --model, --size and --chroma gives the same pixels. The page's own files (thumbnails, per-image chroma) go to OUT/.studio. Nothing else is written. Binds 127.0.0.1 and prints the URL; stop with Ctrl-C.
+Hints and each image's chroma are written as the sidecar NAME.hints.json beside each image (what `colorbatch colorize` reads); Save writes the full-resolution output into OUT through the batch path itself, so the batch command the page shows (`colorbatch colorize FOLDER --out OUT` with the studio's --model, --size and threads, one image per batch) gives the same pixels. The page's thumbnails go to OUT/.studio. Nothing else is written. Binds 127.0.0.1 and prints the URL; stop with Ctrl-C.
 """
 
 
@@ -29,13 +29,16 @@ def register(app) -> None:
         device: str = typer.Option("cpu", "--device", help="auto | cpu | cuda | mps."),
         fmt: Optional[str] = typer.Option(None, "--format", "-f", help="Save as png | jpg | webp | tiff (default: the input's)."),
         display: int = typer.Option(1024, "--display", help="Long side of the detail view's images, in pixels."),
+        threads: Optional[int] = typer.Option(
+            None, "--threads", min=1, help="Network threads on CPU (default: the free cores at start; the batch command shown uses the same)."),
     ):
         run_studio(folder, out, model=model, size=size, port=port, host=host, device=device, fmt=fmt,
-                   display=display)
+                   display=display, threads=threads)
 
 
 def run_studio(folder: Path, out: Optional[Path], *, model=None, size: int = 256, port: int = 8765,
-               host: str = "127.0.0.1", device: str = "cpu", fmt: Optional[str] = None, display: int = 1024) -> None:
+               host: str = "127.0.0.1", device: str = "cpu", fmt: Optional[str] = None, display: int = 1024,
+               threads: Optional[int] = None) -> None:
     from colorbatch.api import ColorbatchError, stderr_console
 
     folder = Path(folder).expanduser()
@@ -50,7 +53,7 @@ def run_studio(folder: Path, out: Optional[Path], *, model=None, size: int = 256
     console = stderr_console()
     from colorbatch_studio.engine import Studio
 
-    studio = Studio(folder, out, model=model, size=size, device=device, display=display, fmt=fmt)
+    studio = Studio(folder, out, model=model, size=size, device=device, display=display, fmt=fmt, threads=threads)
     from colorbatch_studio.server import bind, build_app, serve, url_of
 
     try:

@@ -8,10 +8,10 @@ hint then costs only the decoder (``Colorizer.decode``, the same result as
 
 What the page changes goes where the batch tool reads it:
 
-* points and a reference photo -> the hint sidecar ``NAME.hints.json`` beside the image
-  (written at once; removed when the last hint goes), read by ``colorbatch colorize``;
-* the image's chroma (colour strength) -> ``OUT/.studio/state.json``, because a hint file
-  has no chroma field; the batch equivalent is ``--chroma`` on the command line;
+* points, a reference photo and the image's chroma (colour strength, its ``chroma``
+  field) -> the hint sidecar ``NAME.hints.json`` beside the image (written at once;
+  removed when nothing is left in it), read by ``colorbatch colorize``, so the plain batch
+  command reproduces a folder whose images have chroma settings of their own;
 * Save -> the batch path itself: a recipe ``load -> colorize -> save`` run in this process
   on that one file (a glob rooted at FOLDER, so the output lands where ``colorbatch
   colorize FOLDER --out OUT`` puts it), so its pixels are the batch tool's, byte for byte.
@@ -103,8 +103,8 @@ class Studio:
     """The state behind one ``colorbatch studio`` page."""
 
     def __init__(self, folder: Path, out: Path, model=None, size: int = 256, device: str = "cpu",
-                 display: int = DISPLAY, fmt: Optional[str] = None):
-        from colorbatch.api import IMAGE_EXTENSIONS, Colorizer
+                 display: int = DISPLAY, fmt: Optional[str] = None, threads: Optional[int] = None):
+        from colorbatch.api import IMAGE_EXTENSIONS, Colorizer, configure_threads
 
         self.folder = Path(folder).resolve()
         self.out = Path(out).resolve()
@@ -113,15 +113,23 @@ class Studio:
         self.fmt = fmt
         self.extensions = tuple(IMAGE_EXTENSIONS)
         self.colorizer = Colorizer(model, device, self.size, 1, "auto")
-        self._colorizers = {"auto": self.colorizer}
+        # The network's thread count changes float summation order (one 8-bit level on a few
+        # pixels): chosen once (the free cores now, or --threads) and used by the previews,
+        # Save and the printed batch command alike, with a batch size of 1.
+        self.threads = configure_threads(self.colorizer.device, 0, threads)
         self.studio_dir = self.out / STUDIO_DIR
         self.thumbs = Thumbnails(self.folder, self.studio_dir / "thumbs")
         self._lock = threading.RLock()
         self._open: "OrderedDict[str, Opened]" = OrderedDict()
         self._refs: dict = {}
         self._ids: list[str] = []
-        self._chroma = self._read_chroma()
         self.refresh()
+        from colorbatch.api import warm_kernels
+
+        # Save and the batch command take the fused kernels; a preview made before they load
+        # would take the torch tables (up to one 8-bit level off): load them now, in the
+        # background, and wait for them before the first decode (_pixels_ready)
+        warm_kernels()
 
     # ---- what the page is told once ------------------------------------------
     @property
@@ -133,11 +141,12 @@ class Studio:
                 "hint inputs). Start the studio with a hint-aware model (--model, or the shipped default once "
                 "it is one). Reviewing, comparing and the chroma slider work as usual.")
 
-    def batch_command(self, chroma="auto") -> str:
+    def batch_command(self) -> str:
+        """The colorize command that reproduces the page's outputs (hints and chroma come from the sidecars)."""
         model = f" --model {self.colorizer.path}" if self.colorizer.path else ""
-        c = "" if chroma == "auto" else f" --chroma {chroma:g}"
         fmt = f" --format {self.fmt}" if self.fmt else ""
-        return f"colorbatch colorize {self.folder} --out {self.out}{model} --size {self.size}{c}{fmt}"
+        run = f" --batch-size 1 --threads {self.threads}" if self.colorizer.device.type == "cpu" else " --batch-size 1"
+        return f"colorbatch colorize {self.folder} --out {self.out}{model} --size {self.size}{run}{fmt}"
 
     def info(self) -> dict:
         return {"folder": str(self.folder), "out": str(self.out), "model": self.colorizer.model_id,
@@ -190,35 +199,33 @@ class Studio:
         page = max(0, min(int(page), pages - 1))
         items = []
         for i, rel in enumerate(self._ids[page * per : (page + 1) * per]):
-            try:
-                hinted = self.sidecar(rel).is_file()
-            except (Refused, FileNotFoundError):
-                hinted = False
+            hinted, chroma = self._badges(rel)
             items.append({"id": rel, "index": page * per + i, "hints": hinted,
-                          "chroma": self._chroma.get(rel, "auto"), "saved": self.output_of(rel) is not None})
+                          "chroma": chroma, "saved": self.output_of(rel) is not None})
         return {"total": total, "page": page, "pages": pages, "per": per, "items": items}
 
-    # ---- per-image chroma (the hint file has no field for it) ---------------------------
-    def _read_chroma(self) -> dict:
+    def _badges(self, rel: str) -> tuple[bool, Any]:
+        """(has hints, chroma) as the grid shows them, from the sidecar alone (nothing decoded)."""
+        from colorbatch.api import ColorbatchError, load_hints
+
         try:
-            raw = json.loads((self.studio_dir / "state.json").read_text(encoding="utf-8"))
-            return {k: parse_chroma(v) for k, v in (raw.get("chroma") or {}).items()}
-        except (OSError, ValueError, StudioError, AttributeError):
-            return {}
-
-    def _write_chroma(self) -> None:
-        from colorbatch.api import atomic_write_text
-
-        self.studio_dir.mkdir(parents=True, exist_ok=True)
-        data = {"version": 1, "chroma": {k: v for k, v in sorted(self._chroma.items()) if v != "auto"}}
-        atomic_write_text(self.studio_dir / "state.json", json.dumps(data, indent=2) + "\n")
+            side = self.sidecar(rel)
+            if not side.is_file():
+                return False, "auto"
+            hints = load_hints(side)
+        except (Refused, FileNotFoundError):
+            return False, "auto"
+        except ColorbatchError:
+            return True, "auto"  # the detail view says what is wrong with it
+        chroma = "auto" if hints.chroma is None else hints.chroma
+        return bool(hints.points or hints.reference), chroma
 
     # ---- hints --------------------------------------------------------------------------
     def state(self, rel: str) -> ImageState:
         """What the sidecar and the studio's state say about ``rel``."""
         from colorbatch.api import ColorbatchError, load_hints, points_in_pixels
 
-        st = ImageState(chroma=self._chroma.get(rel, "auto"))
+        st = ImageState()
         side = self.sidecar(rel)
         if not side.is_file():
             return st
@@ -227,6 +234,8 @@ class Studio:
         except ColorbatchError as exc:
             st.hint_error = str(exc)
             return st
+        if hints.chroma is not None:
+            st.chroma = hints.chroma
         op = self.open(rel)
         st.points = points_in_pixels(hints, op.W, op.H)
         if hints.reference:
@@ -246,7 +255,7 @@ class Studio:
                 "points": [{"x": x, "y": y, "radius": r, "color": "#%02x%02x%02x" % tuple(c)} for x, y, r, c in st.points],
                 "hint_error": st.hint_error, "output": self.output_of(rel),
                 "index": self._ids.index(rel) if rel in self._ids else None,
-                "command": self.batch_command(st.chroma)}
+                "command": self.batch_command()}
 
     def parse_state(self, rel: str, body: dict) -> ImageState:
         """The page's state for ``rel`` (points in pixels of the original), checked as a hint file is."""
@@ -285,37 +294,25 @@ class Studio:
         return ImageState(points_in_pixels(hf, op.W, op.H), ref, parse_chroma(body.get("chroma", "auto")))
 
     def write_state(self, rel: str, st: ImageState) -> Optional[Path]:
-        """Write the sidecar (or remove it when no hint is left) and the image's chroma."""
+        """Write the sidecar: points, reference and chroma (removed when none is left); its path or None."""
         from colorbatch.api import atomic_write_text
 
         side = self.sidecar(rel)
-        if st.points or st.reference:
+        if st.points or st.reference or st.chroma != "auto":
             data: dict = {"version": 1, "points": [
                 {"x": int(x), "y": int(y), "radius": r, "color": "#%02x%02x%02x" % tuple(c)} for x, y, r, c in st.points]}
             if st.reference:
                 ref = self.image_path(st.reference)
                 data["reference"] = Path(os.path.relpath(ref, side.parent)).as_posix()
+            if st.chroma != "auto":
+                data["chroma"] = st.chroma
             atomic_write_text(side, json.dumps(data, indent=2) + "\n")
-        elif side.is_file():
+            return side
+        if side.is_file():
             side.unlink()
-            side = None
-        else:
-            side = None
-        if self._chroma.get(rel, "auto") != st.chroma:
-            self._chroma[rel] = st.chroma
-            self._write_chroma()
-        return side
+        return None
 
     # ---- colorizing ---------------------------------------------------------------------
-    def colorizer_for(self, chroma):
-        chroma = parse_chroma(chroma)
-        c = self._colorizers.get(chroma)
-        if c is None:
-            from colorbatch.api import Colorizer
-
-            c = Colorizer(self.colorizer.path or self.colorizer.model, self.colorizer.device, self.size, 1, chroma)
-            self._colorizers[chroma] = c
-        return c
 
     def open(self, rel: str) -> Opened:
         """Decode ``rel`` once (cached for the last few opened) and run the encoder on it."""
@@ -332,6 +329,12 @@ class Studio:
                 self._open.popitem(last=False)
             return op
 
+    @staticmethod
+    def _pixels_ready() -> None:
+        from colorbatch.api import wait_kernels
+
+        wait_kernels()
+
     def _decode(self, rel: str, path: Path, mtime: int) -> Opened:
         import torch
 
@@ -346,6 +349,7 @@ class Studio:
             resize_L01,
         )
 
+        self._pixels_ready()
         item = Item(id=rel, path=path, root=self.folder, kind="image")
         try:
             decode_item(item)
@@ -355,7 +359,7 @@ class Studio:
             raise StudioError(f"{rel}: cannot read it ({one_line(exc)})") from None
         Lq = quantize_L(item.L)
         H, W = Lq.shape
-        configure_threads(self.colorizer.device, 0)  # threads sized to the free cores, as colorize does
+        configure_threads(self.colorizer.device, 0, self.threads)
         small = resize_L01(Lq, self.colorizer.net_hw((H, W)))
         encoded = self.colorizer.encode(small) if self.colorizer.can_split else None
         if max(H, W) > self.display:
@@ -388,15 +392,17 @@ class Studio:
         from colorbatch.api import configure_threads, hints_for_image
 
         op = self.open(rel)
-        c = self.colorizer_for(st.chroma)
+        c = self.colorizer
+        chroma = None if st.chroma == "auto" else float(st.chroma)
         hints = None
-        if st.points or st.reference:
-            if not c.accepts_hints:
+        if st.points or st.reference or chroma is not None:
+            if (st.points or st.reference) and not c.accepts_hints:
                 raise StudioError(self.hints_reason)
             glob_hint, vivid = self._reference(self.image_path(st.reference)) if st.reference else (None, None)
-            hints = hints_for_image(st.points, (op.H, op.W), c.net_hw((op.H, op.W)), glob_hint, vivid)
+            # the hints the colorize step makes from the sidecar, chroma included
+            hints = hints_for_image(st.points, (op.H, op.W), c.net_hw((op.H, op.W)), glob_hint, vivid, chroma)
         with self._lock:
-            configure_threads(c.device, 0)
+            configure_threads(c.device, 0, self.threads)
             if op.encoded is not None:
                 return c.decode(op.encoded, op.small, hints)
             return c.predict_small([op.small], [hints] if hints is not None else None)[0]
@@ -410,6 +416,7 @@ class Studio:
                 st = ImageState(chroma=st.chroma)  # the page says why the hints are not shown
         op = self.open(rel)
         pred = self.predict(rel, st)
+        self._pixels_ready()
         with self._lock:
             rgb, _ = self.colorizer.recombine(op.Ld, pred)
         data = png_bytes(rgb)
@@ -421,9 +428,9 @@ class Studio:
         from colorbatch.api import build_plan, plugin_manager, run_plan, steps_of
 
         self.image_path(rel)
-        chroma = self._chroma.get(rel, "auto")
+        # the colorize step reads the image's sidecar (hints and chroma) as the batch command does
         colorize = {"size": self.size, "batch_size": 1, "device": str(self.colorizer.device), "workers": 0,
-                    "chroma": chroma}
+                    "threads": self.threads if self.colorizer.device.type == "cpu" else None}
         if self.colorizer.path is not None:
             colorize["model"] = str(self.colorizer.path)
         save = {"out": str(self.out), "overwrite": True}
@@ -446,4 +453,4 @@ class Studio:
             ) or f"{summary.get('failed', 0)} failed"
             raise StudioError(f"save {rel}: {why}")
         return {"output": self.output_of(rel), "seconds": round(time.perf_counter() - t0, 2),
-                "command": self.batch_command(chroma)}
+                "command": self.batch_command()}

@@ -129,7 +129,7 @@ def build_app(studio: Studio):
             data, seconds = studio.preview(rel, st)
             headers = {**NO_STORE, "X-Studio-Seconds": f"{seconds:.3f}",
                        "X-Studio-Sidecar": side.name if side is not None else "",
-                       "X-Studio-Command": studio.batch_command(st.chroma)}
+                       "X-Studio-Command": studio.batch_command()}
             return Response(data, media_type="image/png", headers=headers)
 
         return await run_in_threadpool(guarded(work), request)

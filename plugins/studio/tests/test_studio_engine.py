@@ -85,6 +85,17 @@ def test_glob_for_names_exactly_one_file_rooted_at_the_folder(tmp_path):
         assert glob.escape(str(tmp_path)) == str(tmp_path) and pattern.startswith(str(tmp_path) + os.sep)
 
 
+def _run_printed(command: str, out: Path):
+    """Run the batch command the studio printed, as a user would paste it, into ``out``."""
+    import shlex
+
+    args = shlex.split(command)
+    assert args[:2] == ["colorbatch", "colorize"], command
+    args[args.index("--out") + 1] = str(out)
+    r = cli(*args[1:])
+    assert r.returncode == 0, r.stderr
+
+
 def _save_and_compare(folder: Path, tmp_path: Path, model: Path, rel: str):
     out = tmp_path / "out"
     s = Studio(folder, out, model=str(model), size=SIZE)
@@ -93,10 +104,11 @@ def _save_and_compare(folder: Path, tmp_path: Path, model: Path, rel: str):
     s.write_state(rel, st)
     saved = s.save(rel)
     assert saved["output"] == rel and (out / rel).is_file()
-    assert "--chroma 0.8" in saved["command"] and f"--size {SIZE}" in saved["command"]
+    # the chroma travels in the sidecar; the command fixes what changes float rounding
+    assert "--chroma" not in saved["command"] and f"--size {SIZE}" in saved["command"]
+    assert f"--batch-size 1 --threads {s.threads}" in saved["command"]
     batch = tmp_path / "batch"
-    r = cli("colorize", folder, "--out", batch, "--model", model, "--size", SIZE, "--chroma", "0.8")
-    assert r.returncode == 0, r.stderr
+    _run_printed(saved["command"], batch)
     return _pixels(out / rel), _pixels(batch / rel)
 
 
@@ -104,6 +116,41 @@ def test_save_gives_the_pixels_of_colorize_with_the_sidecar_one_image(tmp_path, 
     folder = write_folder(tmp_path / "one", names=("sub/b.png",))
     page, batch = _save_and_compare(folder, tmp_path, models["aware"], "sub/b.png")
     assert page.shape == batch.shape and np.array_equal(page, batch)
+
+
+def test_each_image_keeps_its_own_chroma_in_its_sidecar_and_one_batch_command_reproduces_all(folder, tmp_path, models):
+    """Two images, two chroma settings (one with hints, one with a chroma alone): the plain colorize
+    command gives every saved output byte for byte."""
+    from colorbatch.api import load_hints
+
+    out = tmp_path / "out"
+    s = Studio(folder, out, model=str(models["aware"]), size=SIZE)
+    s.write_state("a.png", s.parse_state("a.png", {"points": [], "chroma": 1.6}))
+    st_b = s.parse_state("sub/b.png", {"points": [{"x": 30, "y": 20, "radius": 5, "color": "#1f3a93"}], "chroma": 0.4})
+    s.write_state("sub/b.png", st_b)
+    assert load_hints(folder / "a.hints.json").chroma == 1.6 and not load_hints(folder / "a.hints.json").points
+    assert load_hints(folder / "sub" / "b.hints.json").chroma == 0.4
+    assert not (out / ".studio" / "state.json").exists()
+    # a new studio on the same folder reads the chroma back from the sidecars
+    again = Studio(folder, out, model=str(models["aware"]), size=SIZE)
+    badges = {it["id"]: (it["hints"], it["chroma"]) for it in again.page(0, 48)["items"]}
+    assert badges == {"a.png": (False, 1.6), "sub/b.png": (True, 0.4)}, badges
+    assert again.describe("a.png")["chroma"] == 1.6 and again.state("sub/b.png").chroma == 0.4
+    for rel in ("a.png", "sub/b.png"):
+        command = again.save(rel)["command"]
+        assert "--chroma" not in command
+    batch = tmp_path / "batch"
+    _run_printed(command, batch)
+    for rel in ("a.png", "sub/b.png"):
+        assert np.array_equal(_pixels(out / rel), _pixels(batch / rel)), rel
+    plain = tmp_path / "plain"
+    os.remove(folder / "a.hints.json")
+    _run_printed(command, plain)
+    spread = lambda x: np.abs(x.astype(int) - x.astype(int).mean(-1, keepdims=True)).mean()  # noqa: E731
+    assert spread(_pixels(batch / "a.png")) > spread(_pixels(plain / "a.png")) + 1  # the 1.6 was applied
+    # back to auto with nothing else: the sidecar goes
+    again.write_state("sub/b.png", ImageState())
+    assert not (folder / "sub" / "b.hints.json").exists()
 
 
 def test_save_gives_the_pixels_of_colorize_with_the_sidecar_whole_folder(folder, tmp_path, models):
@@ -161,6 +208,6 @@ def test_the_page_shows_what_save_writes(tmp_path, models):
     s = Studio(folder, tmp_path / "out", model=str(models["aware"]), size=SIZE)
     st = s.parse_state("a.png", {"points": [{"x": 30, "y": 40, "radius": 4, "color": "#ff0000"}], "chroma": 1.2})
     s.write_state("a.png", st)
-    shown, _ = s.preview("a.png", st)
+    shown, _ = s.preview("a.png", st)  # made before any Save: the studio loaded the kernels itself
     s.save("a.png")
     assert np.array_equal(_png(shown), _pixels(tmp_path / "out" / "a.png").astype(np.int32))
