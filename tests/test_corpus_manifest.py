@@ -322,3 +322,54 @@ def test_qt_rcc_reader_roundtrip():
                                   head + len(tree) + len(data)) + tree + data + names)
     got = dict(read_rcc(blob))
     assert got == {"d/a.png": raw_a, "d/b.png": raw_b}
+
+
+def test_tile_crops_share_their_photos_split(rows):
+    by_photo = {}
+    for r in rows:
+        if "#tile-" in r["original_path"]:
+            base = r["original_path"].split("#tile-", 1)[0]
+            by_photo.setdefault((r["package"], base), set()).add(r["split"])
+    for key, splits in by_photo.items():
+        assert len(splits) == 1, key
+    assert bc.split_of("p", "/a.jpg#tile-r0c1") == bc.split_of("p", "/a.jpg")
+
+
+def test_tile_crops_cover_the_image():
+    im = Image.new("RGB", (101, 51), "red")
+    got = bc.tile_crops(im, (2, 2))
+    assert [s for s, _ in got] == ["#tile-r0c0", "#tile-r0c1", "#tile-r1c0", "#tile-r1c1"]
+    assert sum(c.size[0] * c.size[1] for _, c in got) == 101 * 51
+    assert bc.tile_crops(im, None) == [("", im)]
+
+
+def test_opaque_ground_keeps_opaque_rows(tmp_path):
+    im = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    im.paste((10, 200, 30, 255), (0, 12, 40, 30))
+    p = tmp_path / "tile.png"
+    im.save(p)
+    g = bc.opaque_ground(p)
+    assert g.mode == "RGB" and g.size == (40, 18)
+
+
+def test_eet_reader_finds_jpeg_entries(tmp_path):
+    """A hand-built Eet (format 2) file with one JPEG and one compressed entry."""
+    import struct
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 8), (200, 30, 30)).save(buf, "JPEG")
+    jpg = buf.getvalue()
+    names = [b"edje/images/0\0", b"edje/file\0"]
+    blobs = [jpg, b"zzz"]
+    flags = [0, 1]
+    head = 12 + 24 * len(names)
+    name_off = head
+    data_off = head + sum(len(n) for n in names)
+    dir_, noff, doff = b"", name_off, data_off
+    for n, b, f in zip(names, blobs, flags):
+        dir_ += struct.pack(">6I", doff, len(b), len(b), noff, len(n), f)
+        noff += len(n)
+        doff += len(b)
+    data = struct.pack(">III", bc.EET_MAGIC, len(names), 0) + dir_ + b"".join(names) + b"".join(blobs)
+    assert list(bc.eet_entries(data)) == [("edje/images/0", jpg)]
+    with pytest.raises(ValueError):
+        list(bc.eet_entries(b"\0" * 16))

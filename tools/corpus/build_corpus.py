@@ -115,10 +115,20 @@ class Source:
     force: list = field(default_factory=list)  # (glob, reason): reviewed photos kept despite drop
     licence_note: str = ""
     # "rcc": root holds Qt resource archives; their members are the files
+    # "edj": root holds Enlightenment .edj (Eet) files; the largest JPEG of
+    # each is the file (named <stem>.jpg)
     archive: str = ""
     # rel path -> path in the upstream source tree, to look up per-file
     # licences in a DEP-5 debian/copyright (None: use the 'Files: *' licence)
     source_path: object = None
+    # licence for every file of this source when the package states one more
+    # precisely than debian/copyright's 'Files: *' (explained in licence_note)
+    licence: str = ""
+    # (cols, rows): store a large photo as a grid of crops instead of one
+    # downscale; all crops of a photo share its split (no train/val leak)
+    tiles: object = None
+    # panorama tiles whose sky is transparent: keep only the fully opaque rows
+    opaque_ground: bool = False
 
 
 TUX_DROP = [
@@ -301,6 +311,87 @@ SOURCES = [
                "photographic cut-outs of hands (alpha)")],
         licence_note="per-file DEP-5 stanzas of debian/copyright",
     ),
+    Source(
+        "enlightenment-data", "scene", "usr/share/enlightenment/data/backgrounds",
+        archive="edj",
+        keep=[(f"{n}.jpg", why) for n, why in (
+            ("Bamboo", "bamboo stems and leaves"),
+            ("Foggy-Trees", "conifers in fog (dark)"),
+            ("God-Rays", "sun rays through clouds over hills"),
+            ("Green-Maple", "green maple leaves"),
+            ("Lichen-Branches", "lichen on branches, red/purple background"),
+            ("Mountain", "snow peak at dusk"),
+            ("Peaks", "mountain peaks at dusk (dark)"),
+            ("Red-Maple", "red maple leaves"),
+            ("Sea-of-Lanterns", "market: heap of orange/blue paper lanterns"),
+            ("Snow-Trees", "birches on snow, blue shadows"),
+            ("Spruce-Needles", "spruce branch against the sky"),
+            ("Sunset-Clouds", "clouds at sunset"),
+            ("White-Flower", "frangipani flower and leaves"),
+            ("Yellow-Flower", "yellow flower and leaves"),
+        )],
+        # Left out (reviewed): Dunes, Flat-Fan, Sunset-Hills (flat drawn
+        # graphics), Flat-Stone-Pattern and Paper-Flower (tiled textures),
+        # Squiggle* (vector patterns).
+        tiles=(2, 2),
+        licence_note="debian/copyright: Files: * License: BSD-2-clause (photos by "
+                     "Carsten Haitzler, stored as JPEG inside the .edj; 3840x2160 "
+                     "split into 2x2 crops)",
+    ),
+    Source(
+        "lxqt-themes", "scene", "usr/share/lxqt/wallpapers",
+        keep=[
+            ("Butterfly-Kenneth-Wimer.jpg", "butterfly on a flower stalk"),
+            ("Valendas.png", "mountain range under clouds"),
+            ("after-the-rain.jpg", "sunset clouds over hills"),
+            ("appleflower.png", "apple blossom, green background"),
+            ("butterfly.png", "swallowtail on a thistle"),
+            ("cloud.png", "sky with altocumulus clouds"),
+            ("drop.png", "water drop on a grass blade"),
+            ("flowers.png", "meadow flowers"),
+            ("fog.jpg", "fog over a field"),
+            ("this-is-not-windows.jpg", "green hills under a blue sky"),
+        ],
+        # Left out (reviewed): beam, kde-plasma, origami*, plasma*, simple_blue*,
+        # triangles*, waves* (drawn/rendered graphics and logos).
+        tiles=(2, 2),   # 2000-3000 px photos: 2x2 crops
+        licence="CC-BY-SA-3.0",
+        licence_note="usr/share/lxqt/wallpapers/License: CC-BY-SA-3.0 (debian/copyright "
+                     "Files: * says LGPL-2.1+)",
+    ),
+    Source(
+        "sddm-theme-maldives", "scene", "usr/share/sddm/themes/maldives",
+        keep=[("background.jpg", "Maldives beach and jetty (Nevit Dilmen, Wikimedia Commons)")],
+        # maldives.jpg is a screenshot of the login screen: not matched.
+        licence="CC-BY-3.0",
+        licence_note="debian/copyright: Files: data/themes/maldives/background.jpg License: CC-BY-3.0",
+    ),
+    Source(
+        "renpy-demo", "scene", "usr/share/games/renpy/demo/game/images",
+        keep=[
+            ("bg cave.jpg", "lava tube lit orange"),
+            ("bg washington.jpg", "Washington Monument across the water"),
+            ("bg whitehouse.jpg", "White House and lawn"),
+        ],
+        # Left out (reviewed): characters, concert, logos, UI parts (drawings),
+        # bg panorama (a thin strip), launcher step* (screenshots).
+        licence_note="debian/copyright: Files: * License: Expat",
+    ),
+    Source(
+        "stellarium-data", "scene", "usr/share/stellarium/landscapes",
+        keep=[
+            ("garching/garching-gl[1-4].png", "panorama tiles: rapeseed field in flower"),
+            ("guereins/guereins[1-8].png", "panorama tiles: meadow, trees, farm"),
+        ],
+        # Left out (reviewed): hurricane (real photos, but their opaque ground
+        # rows are snow only: all near-gray), *-ground/*b.png (fisheye-warped ground), fog*,
+        # *-lgt/illum (light layers), grossmugl (a thin 2048 px strip),
+        # ocean (flat generated water), trees (drawing), zero/geneva (no
+        # image), moon/mars/planets (astronomy, renders).
+        opaque_ground=True,
+        licence_note="debian/copyright: Files: * License: GPL-2+; only the fully "
+                     "opaque rows (the ground) of each tile are kept",
+    ),
 ]
 
 # Packages looked at and left out entirely (no real photos, or unusable):
@@ -309,6 +400,15 @@ REVIEWED_NOT_USED = {
     "hugin-data": "help-page thumbnails (<=300 px, projection demos) and logos",
     "rawtherapee-data": "UI icons and logos only",
     "digikam-data": "textures, theme previews, a splash screen with a logo",
+    "xfdesktop4-data": "drawn Xfce backgrounds only",
+    "sddm-theme-elarun / -maui / -maya": "drawn backgrounds and screenshots",
+    "wmaker-data": "no photos",
+    "kanagram": "drawn backgrounds, screenshots",
+    "lbreakouthd-data": "game graphics; photo-like backgrounds are processed/unclear",
+    "qtdeclarative5-examples": "only 2 small photos (niagara, leaves) among UI art: not worth a source",
+    "renpy-thequestion": "drawn characters; its photo backgrounds are filtered/edited",
+    "neverball-data / extremetuxracer-data": "game screenshots, tiled textures, skyboxes",
+    "calligrastage-data / scribus-template / fotoxx-common": "screenshots, template previews, a handful of photos",
 }
 
 
@@ -571,6 +671,8 @@ def save_png(im: Image.Image, path: Path):
 
 
 def split_of(package: str, original_path: str) -> str:
+    """Split by source file: crops ('...#tile-r0c1') follow their photo."""
+    original_path = original_path.split("#tile-", 1)[0]
     h = hashlib.sha256(f"{package}:{original_path}".encode()).hexdigest()
     return "val" if int(h[:8], 16) % 100 < VAL_PERCENT else "train"
 
@@ -585,7 +687,9 @@ def safe_name(package: str, rel: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem.replace("/", "__"))
     short = {"tuxpaint-stamps-default": "tuxpaint", "kphotoalbum": "kphotoalbum",
              "opencv-doc": "opencv", "palapeli-data": "palapeli", "tuxpaint-data": "tuxpaintdata",
-             "gcompris-qt-data": "gcompris"}.get(package, package)
+             "gcompris-qt-data": "gcompris", "enlightenment-data": "enlightenment",
+             "lxqt-themes": "lxqt", "sddm-theme-maldives": "sddm",
+             "stellarium-data": "stellarium", "renpy-demo": "renpy"}.get(package, package)
     return f"{short}__{stem}"
 
 
@@ -756,8 +860,83 @@ def extract_rcc(tree: Path, src: Source) -> dict:
         return {k: v for k, v in csv.reader(fh)}
 
 
+EET_MAGIC = 0x1ee70f42
+
+
+def eet_entries(data: bytes):
+    """(name, bytes) of the entries of an Eet file (format 2, as written by
+    edje_cc); compressed or ciphered entries are skipped (images are not)."""
+    import struct
+    magic, ndir, _ndict = struct.unpack_from(">III", data, 0)
+    if magic != EET_MAGIC:
+        raise ValueError(f"not an Eet file (magic {magic:#x})")
+    for i in range(ndir):
+        off, size, _dsize, noff, nsize, flag = struct.unpack_from(">6I", data, 12 + 24 * i)
+        name = data[noff:noff + nsize].split(b"\0")[0].decode("utf-8", "replace")
+        if flag & 0x3:   # compressed / ciphered
+            continue
+        yield name, data[off:off + size]
+
+
+def extract_edj(tree: Path, src: Source) -> dict:
+    """Write the largest JPEG image of each .edj under src.root to
+    tree/_edj/<stem>.jpg; returns {<stem>.jpg: '<stem>.edj:<entry>'}."""
+    dest = tree / "_edj"
+    index = dest / ".index.csv"
+    if not index.exists():
+        members = {}
+        for edj in sorted((tree / src.root).glob("*.edj")):
+            best = None
+            for name, blob in eet_entries(edj.read_bytes()):
+                if not (name.startswith("edje/images/") and blob[:3] == b"\xff\xd8\xff"):
+                    continue
+                with Image.open(io.BytesIO(blob)) as im:
+                    area = im.size[0] * im.size[1]
+                if best is None or area > best[0]:
+                    best = (area, name, blob)
+            if best:
+                dest.mkdir(parents=True, exist_ok=True)
+                (dest / f"{edj.stem}.jpg").write_bytes(best[2])
+                members[f"{edj.stem}.jpg"] = f"{edj.name}:{best[1]}"
+        dest.mkdir(parents=True, exist_ok=True)
+        with open(index, "w", newline="") as fh:
+            csv.writer(fh).writerows(sorted(members.items()))
+    with open(index, newline="") as fh:
+        return {k: v for k, v in csv.reader(fh)}
+
+
+def opaque_ground(path: Path) -> Image.Image | None:
+    """RGB crop of the fully opaque rows of a panorama tile (the sky is
+    transparent); None if there are none."""
+    with Image.open(path) as im:
+        im = im.convert("RGBA")
+    alpha = np.asarray(im.getchannel("A"))
+    rows = np.where((alpha >= 250).mean(axis=1) >= 0.995)[0]
+    if not len(rows):
+        return None
+    return im.crop((0, int(rows.min()), im.size[0], int(rows.max()) + 1)).convert("RGB")
+
+
+def tile_crops(im: Image.Image, tiles) -> list:
+    """[(suffix, crop)]: the image itself, or a cols x rows grid of crops."""
+    if not tiles:
+        return [("", im)]
+    cols, rows = tiles
+    W, H = im.size
+    out = []
+    for r in range(rows):
+        for c in range(cols):
+            box = (W * c // cols, H * r // rows, W * (c + 1) // cols, H * (r + 1) // rows)
+            out.append((f"#tile-r{r}c{c}", im.crop(box)))
+    return out
+
+
 def source_base(src: Source, tree: Path) -> Path:
-    return tree / "_rcc" if src.archive == "rcc" else tree / src.root
+    if src.archive == "rcc":
+        return tree / "_rcc"
+    if src.archive == "edj":
+        return tree / "_edj"
+    return tree / src.root
 
 
 def select(src: Source, tree: Path):
@@ -862,10 +1041,12 @@ def build(args) -> dict:
         pkg_lic = copyright_licence(tree, src.package)
         packages[src.package] = (version, pkg_lic)
         rotate = extra_rotation(src, tree)
-        members = extract_rcc(tree, src) if src.archive == "rcc" else {}
+        members = (extract_rcc(tree, src) if src.archive == "rcc" else
+                   extract_edj(tree, src) if src.archive == "edj" else {})
         base = source_base(src, tree)
         for rel, why in select(src, tree):
             original = (f"/{src.root}/{members[rel]}:/{rel}" if src.archive == "rcc"
+                        else f"/{src.root}/{members[rel]}" if src.archive == "edj"
                         else f"/{src.root}/{rel}")
             r = denied(src.package, original)
             if r:
@@ -874,7 +1055,13 @@ def build(args) -> dict:
             path = base / rel
             data = path.read_bytes()
             try:
-                im = load_image(path, src.kind)
+                if src.opaque_ground:
+                    im = opaque_ground(path)
+                    if im is None:
+                        dropped.append((src.package, original, "no opaque ground rows"))
+                        continue
+                else:
+                    im = load_image(path, src.kind)
                 if rel in rotate:   # clockwise degrees
                     im = im.rotate(-rotate[rel], expand=True)
             except Exception as e:   # noqa: BLE001
@@ -885,38 +1072,50 @@ def build(args) -> dict:
                 if im is None:
                     dropped.append((src.package, original, "no transparency: not a cut-out"))
                     continue
-            if min(im.size) < MIN_SIDE[src.kind]:
-                dropped.append((src.package, original, f"too small {im.size[0]}x{im.size[1]}"))
-                continue
-            ch = mean_chroma(im)
-            if ch < MIN_CHROMA:
-                dropped.append((src.package, original, f"near-gray (mean chroma {ch:.1f})"))
-                continue
-            m = checker.match(im)
-            if m:
-                dropped.append((src.package, original, m))
-                continue
-            dup = dedupe.check(original, data, im)
-            if dup:
-                dropped.append((src.package, original, dup))
-                continue
-            name = safe_name(src.package, rel)
-            if src.kind == "scene":
-                im = fit(im, SCENE_MAX)
-                f = f"scenes/{name}.jpg"
-                save_jpeg(im, out / f)
-            else:
-                im = fit(im, CUTOUT_MAX)
-                f = f"cutouts/{name}.png"
-                save_png(im, out / f)
-            written.add(f)
-            split = split_of(src.package, original)
-            rows.append(dict(file=f, package=src.package, package_version=version,
-                             original_path=original,
-                             licence=file_licence(src, tree, rel, pkg_lic),
-                             kind=src.kind, split=split, sha256=sha256_file(out / f),
-                             width=im.size[0], height=im.size[1], parts=""))
-            kept_images[src.kind].append((f, im, split))
+            if src.tiles:
+                # the whole photo against the evaluation set too (crops alone
+                # would not match a full-frame copy there)
+                m = checker.match(im)
+                if m:
+                    dropped.append((src.package, original, m))
+                    continue
+            for suffix, piece in tile_crops(im, src.tiles):
+                orig = original + suffix
+                if min(piece.size) < MIN_SIDE[src.kind]:
+                    dropped.append((src.package, orig,
+                                    f"too small {piece.size[0]}x{piece.size[1]}"))
+                    continue
+                ch = mean_chroma(piece)
+                if ch < MIN_CHROMA:
+                    dropped.append((src.package, orig, f"near-gray (mean chroma {ch:.1f})"))
+                    continue
+                m = checker.match(piece)
+                if m:
+                    dropped.append((src.package, orig, m))
+                    continue
+                dup = dedupe.check(orig, data + suffix.encode(), piece)
+                if dup:
+                    dropped.append((src.package, orig, dup))
+                    continue
+                name = safe_name(src.package, rel)
+                if suffix:
+                    name += "__" + suffix.split("#tile-", 1)[1]
+                if src.kind == "scene":
+                    piece = fit(piece, SCENE_MAX)
+                    f = f"scenes/{name}.jpg"
+                    save_jpeg(piece, out / f)
+                else:
+                    piece = fit(piece, CUTOUT_MAX)
+                    f = f"cutouts/{name}.png"
+                    save_png(piece, out / f)
+                written.add(f)
+                split = split_of(src.package, orig)
+                rows.append(dict(file=f, package=src.package, package_version=version,
+                                 original_path=orig,
+                                 licence=src.licence or file_licence(src, tree, rel, pkg_lic),
+                                 kind=src.kind, split=split, sha256=sha256_file(out / f),
+                                 width=piece.size[0], height=piece.size[1], parts=""))
+                kept_images[src.kind].append((f, piece, split))
 
     row_of = {r["file"]: r for r in rows}
     train_scenes = [(f, im) for f, im, s in kept_images["scene"] if s == "train"]
