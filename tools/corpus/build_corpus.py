@@ -378,6 +378,29 @@ SOURCES = [
         licence_note="debian/copyright: Files: * License: Expat",
     ),
     Source(
+        "scribus-template", "scene", "usr/share/scribus/templates",
+        keep=[
+            ("br2/nature.jpg", "canyon with trees and a stream"),
+            ("br2/sunset.jpg", "city skyline at sunset over water"),
+            ("menu1/teriyaki.png", "food: shrimp teriyaki with broccoli"),
+            ("menu2/pizza.jpg", "food: pizza"),
+        ],
+        # Left out (reviewed): moon/halfmoon (astronomy), *-bw (grayscale),
+        # template previews and other templates' graphics.
+        licence="public-domain",
+        licence_note="debian/copyright: Riku Leino's templates (br2, menu1, menu2, ...) "
+                     "placed into the public domain by their author",
+    ),
+    Source(
+        "qtdeclarative5-examples", "scene", "usr/lib/x86_64-linux-gnu/qt5/examples/quick",
+        keep=[
+            ("customitems/scrollbar/pics/niagara_falls.jpg", "Niagara Falls photo"),
+            ("particles/images/backgroundLeaves.jpg", "fallen leaves photo"),
+        ],
+        # Left out: everything else (UI art, sprites, cork/paper textures, screenshots).
+        licence_note="debian/copyright: Files: * License: LGPL-3 or GPL-2+",
+    ),
+    Source(
         "stellarium-data", "scene", "usr/share/stellarium/landscapes",
         keep=[
             ("garching/garching-gl[1-4].png", "panorama tiles: rapeseed field in flower"),
@@ -405,10 +428,10 @@ REVIEWED_NOT_USED = {
     "wmaker-data": "no photos",
     "kanagram": "drawn backgrounds, screenshots",
     "lbreakouthd-data": "game graphics; photo-like backgrounds are processed/unclear",
-    "qtdeclarative5-examples": "only 2 small photos (niagara, leaves) among UI art: not worth a source",
     "renpy-thequestion": "drawn characters; its photo backgrounds are filtered/edited",
-    "neverball-data / extremetuxracer-data": "game screenshots, tiled textures, skyboxes",
-    "calligrastage-data / scribus-template / fotoxx-common": "screenshots, template previews, a handful of photos",
+    "neverball-data": "game screenshots, tiled textures",
+    "calligrastage-data / fotoxx-common": "screenshots, template previews, UI images",
+    "extremetuxracer-data": "skyboxes are renders; textures tiled",
 }
 
 
@@ -689,7 +712,8 @@ def safe_name(package: str, rel: str) -> str:
              "opencv-doc": "opencv", "palapeli-data": "palapeli", "tuxpaint-data": "tuxpaintdata",
              "gcompris-qt-data": "gcompris", "enlightenment-data": "enlightenment",
              "lxqt-themes": "lxqt", "sddm-theme-maldives": "sddm",
-             "stellarium-data": "stellarium", "renpy-demo": "renpy"}.get(package, package)
+             "stellarium-data": "stellarium", "renpy-demo": "renpy",
+             "scribus-template": "scribus", "qtdeclarative5-examples": "qtquick"}.get(package, package)
     return f"{short}__{stem}"
 
 
