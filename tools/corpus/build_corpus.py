@@ -401,6 +401,46 @@ SOURCES = [
         licence_note="debian/copyright: Files: * License: LGPL-3 or GPL-2+",
     ),
     Source(
+        "qtbase5-examples", "scene", "usr/lib/x86_64-linux-gnu/qt5/examples/widgets",
+        keep=[
+            ("graphicsview/weatheranchorlayout/images/place.jpg", "mountain lake with a chalet"),
+            ("painting/composition/flower.jpg", "pink dahlia on black"),
+        ],
+        # Left out (reviewed): flower_alpha (its alpha mask), boxes/cubemap_*
+        # (rendered sky box), puzzle/embeddeddialogs/animatedtiles images
+        # (advert, textures), butterfly.png (drawing), UI art.
+        licence_note="debian/copyright: Files: * License: LGPL-3 or GPL-2",
+    ),
+    Source(
+        "gimp-help-en", "scene", "usr/share/gimp/2.0/help/en/images",
+        keep=[
+            ("filters/examples/distort/spherize-ex-orig.jpg", "daisies"),
+            ("filters/examples/enhance/high-pass-origin.png", "chimpanzee"),
+            ("filters/examples/kvitveis-orig.png", "wood anemone flower"),
+            ("filters/examples/light-and-shadow/vignette-ex-orig.jpg", "squirrel in grass"),
+            ("filters/examples/map/little_planet-origin.jpg", "meadow and sky"),
+            ("filters/examples/taj_orig.jpg", "Taj Mahal (the .png copies are duplicates)"),
+            ("tool-options/lockbrush-orig.png", "sunflower close-up"),
+            ("tutorials/quickie-crop-example-source.jpg", "duck by the water"),
+            ("tutorials/quickie-flip-example-source.jpg", "soldiers in red uniforms"),
+            ("tutorials/quickie-remove-background-source.jpg", "yellow flower"),
+            ("tutorials/quickie-rotate-example-source.jpg", "stained-glass window"),
+            ("using/duck_orig.png", "ducklings on grass"),
+            ("using/keyfob_orig.png", "metal key fob figure"),
+            ("using/threshold-orig.png", "orange flowers"),
+            ("tutorials/tone-mapping/apple-orchard-truck-from-camera.jpg",
+             "truck in an orchard, straight from the camera"),
+            ("tutorials/tone-mapping/power-lines.jpg", "power lines, trees, clouds"),
+        ],
+        # Left out (reviewed): filter/tool result images (edited), the other
+        # *-orig images (drawings, shapes, screenshots), pan-project-origin
+        # (equirectangular 360 projection), tone-mapping edit stages and
+        # screenshots.
+        licence="GFDL-NIV-1.2+",
+        licence_note="its doc directory links to gimp-help-common, whose debian/copyright "
+                     "says Files: * License: GFDL-NIV-1.2+",
+    ),
+    Source(
         "stellarium-data", "scene", "usr/share/stellarium/landscapes",
         keep=[
             ("garching/garching-gl[1-4].png", "panorama tiles: rapeseed field in flower"),
@@ -430,7 +470,11 @@ REVIEWED_NOT_USED = {
     "lbreakouthd-data": "game graphics; photo-like backgrounds are processed/unclear",
     "renpy-thequestion": "drawn characters; its photo backgrounds are filtered/edited",
     "neverball-data": "game screenshots, tiled textures",
-    "calligrastage-data / fotoxx-common": "screenshots, template previews, UI images",
+    "calligrastage-data": "screenshots, template previews",
+    "fotoxx-common": "manual images: screenshots and edit demos (before/after), no plain photos",
+    "kalzium-data / kbounce / slim / fvwm-crystal / afterstep-data / sway-backgrounds /"
+    " terminology-data / pyqt5-examples": "drawn or rendered art, SVG icon sets, screenshots "
+    "(pyqt5-examples' photos are the qtbase5-examples ones)",
     "extremetuxracer-data": "skyboxes are renders; textures tiled",
 }
 
@@ -713,7 +757,8 @@ def safe_name(package: str, rel: str) -> str:
              "gcompris-qt-data": "gcompris", "enlightenment-data": "enlightenment",
              "lxqt-themes": "lxqt", "sddm-theme-maldives": "sddm",
              "stellarium-data": "stellarium", "renpy-demo": "renpy",
-             "scribus-template": "scribus", "qtdeclarative5-examples": "qtquick"}.get(package, package)
+             "scribus-template": "scribus", "qtdeclarative5-examples": "qtquick",
+             "qtbase5-examples": "qtwidgets", "gimp-help-en": "gimphelp"}.get(package, package)
     return f"{short}__{stem}"
 
 
@@ -1062,7 +1107,7 @@ def build(args) -> dict:
         deb = deb_for(src.package, debs, args.offline)
         version = dpkg_field(deb, "Version")
         tree = unpack(deb, trees)
-        pkg_lic = copyright_licence(tree, src.package)
+        pkg_lic = src.licence or copyright_licence(tree, src.package)
         packages[src.package] = (version, pkg_lic)
         rotate = extra_rotation(src, tree)
         members = (extract_rcc(tree, src) if src.archive == "rcc" else
