@@ -441,6 +441,13 @@ SOURCES = [
                      "says Files: * License: GFDL-NIV-1.2+",
     ),
     Source(
+        "puzzle-jigsaw", "scene", "usr/share/puzzle-jigsaw/samples",
+        keep=[("*.jp*g", "the 2 sample puzzle photos (tabby cat, lion)")],
+        source_path=lambda rel: f"samples/{rel}",
+        licence_note="debian/copyright: Files: samples/* License: CC0-1.0 (Pexels-licensed "
+                     "samples are excluded from the Debian package)",
+    ),
+    Source(
         "stellarium-data", "scene", "usr/share/stellarium/landscapes",
         keep=[
             ("garching/garching-gl[1-4].png", "panorama tiles: rapeseed field in flower"),
@@ -471,6 +478,7 @@ REVIEWED_NOT_USED = {
     "renpy-thequestion": "drawn characters; its photo backgrounds are filtered/edited",
     "neverball-data": "game screenshots, tiled textures",
     "calligrastage-data": "screenshots, template previews",
+    "tetzle / photofilmstrip / dvd-slideshow / jigsaw-generator": "no photos (icons only)",
     "fotoxx-common": "manual images: screenshots and edit demos (before/after), no plain photos",
     "kalzium-data / kbounce / slim / fvwm-crystal / afterstep-data / sway-backgrounds /"
     " terminology-data / pyqt5-examples": "drawn or rendered art, SVG icon sets, screenshots "
@@ -758,7 +766,8 @@ def safe_name(package: str, rel: str) -> str:
              "lxqt-themes": "lxqt", "sddm-theme-maldives": "sddm",
              "stellarium-data": "stellarium", "renpy-demo": "renpy",
              "scribus-template": "scribus", "qtdeclarative5-examples": "qtquick",
-             "qtbase5-examples": "qtwidgets", "gimp-help-en": "gimphelp"}.get(package, package)
+             "qtbase5-examples": "qtwidgets", "gimp-help-en": "gimphelp",
+             "puzzle-jigsaw": "puzzlejigsaw"}.get(package, package)
     return f"{short}__{stem}"
 
 
