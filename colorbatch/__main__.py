@@ -1,4 +1,4 @@
-from colorbatch.cli import main
+from colorbatch.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -218,3 +218,49 @@ def test_the_cli_names_no_core_command_and_core_names_win():
     colorize = next(c for c in whole.registered_commands if c.name == "colorize")
     assert colorize.callback.__module__ == "colorbatch.core_commands"
     assert isinstance(whole, typer.Typer)
+
+
+@pytest.mark.parametrize("code, rc, said", [(3, 3, ""), (None, 0, ""), ("bad thing", 1, "bad thing")])
+def test_the_quick_exit_keeps_what_a_normal_exit_does(code, rc, said):
+    """Once torch is loaded the command ends with os._exit (the interpreter's teardown costs a
+    second): threads still finish, atexit handlers run, buffered output is flushed, and the
+    exit code is the one sys.exit would give."""
+    script = textwrap.dedent(
+        f"""
+        import atexit, sys, threading, time
+        import torch
+        from colorbatch.cli import fast_exit
+        atexit.register(lambda: print("atexit ran", flush=False))
+        threading.Thread(target=lambda: (time.sleep(0.3), print("thread done", flush=False))).start()
+        sys.stdout.write("buffered ")
+        fast_exit({code!r})
+        print("not reached")
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=ENV, timeout=120)
+    assert r.returncode == rc, (r.returncode, r.stderr[-2000:])
+    assert r.stdout.split() == ["buffered", "thread", "done", "atexit", "ran"], r.stdout
+    assert said in r.stderr
+
+
+def test_the_command_ends_with_its_exit_code_after_torch_was_loaded(tmp_path):
+    """A run that fails an item loads torch and exits 1 through the quick exit, its summary printed whole."""
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((40, 50), 120, np.uint8)).save(src / "ok.png")
+    (src / "broken.png").write_bytes(b"not an image")
+    r = cli("colorize", src, "--out", tmp_path / "out", "--json", "--model", _tiny_model(tmp_path))
+    assert r.returncode == 1, r.stderr[-2000:]
+    summary = json.loads(r.stdout)
+    assert summary["failed"] == 1 and (tmp_path / "out" / "ok.png").is_file()
+
+
+def _tiny_model(tmp_path):
+    import torch
+
+    from colorbatch.models import build_model
+    from colorbatch.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(tmp_path / "tiny.safetensors", build_model("efficientnet-lite0", "none", widths=(32, 16, 16, 16, 16)),
+                           {"test": True})
