@@ -137,6 +137,8 @@ class Colorizer:
                 self.model = self.model.to(memory_format=torch.channels_last)
             self.meta = getattr(model, "checkpoint_meta", {}) or {}
             self.model_id = str(self.meta.get("id") or getattr(model, "arch", {}).get("name", "model"))
+        # what runs the network: recorded in each output's provenance beside the model id
+        self.runtime = "onnxruntime" if type(self.model).__name__ == "OnnxModel" else "torch"
         self.multiple = int(getattr(self.model, "multiple", 32))
         # colour strength: "auto" = the checkpoint's calibration; a number overrides the
         # chroma scale and the id says so, since the outputs differ

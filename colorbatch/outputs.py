@@ -194,6 +194,8 @@ class ImageOutput:
         }
         if "hints" in signature:
             metadata["hints"] = signature["hints"]
+        if item.meta.get("runtime"):
+            metadata["runtime"] = item.meta["runtime"]  # what ran the network (torch, onnxruntime)
         write_image(target, pixels, fmt=self.fmt, metadata=metadata, quality=self.options.quality)
         self.written[rel] = item.id
         self.manifest.add(item.id, item.path, rel, self.model_id(), signature)

@@ -151,6 +151,10 @@ def test_colorize_runtime_onnxruntime_matches_torch(tmp_path):
         assert r.returncode == 0, r.stderr[-2000:]
         assert json.loads(r.stdout)["ok"] == len(files)
     assert list((tmp_path / "cache" / "onnx").glob("*.onnx"))  # exported once, into the cache
+    from colorbatch.image_write import read_metadata
+
+    for runtime, out in outs.items():  # each output's provenance names what ran the network
+        assert {read_metadata(out / f.name).get("runtime") for f in files} == {runtime}
     for f in files:
         a = read_image(outs["torch"] / f.name).pixels
         b = read_image(outs["onnxruntime"] / f.name).pixels

@@ -362,6 +362,7 @@ class ColorizeStep(Step):
                     item.notes.append(note)
             item.meta.update(prep.get("meta", {}))
             item.meta["model"] = self.colorizer.model_id
+            item.meta["runtime"] = self.colorizer.runtime
             return None
         except Exception as exc:  # noqa: BLE001 - reported by the main thread
             return exc
