@@ -125,20 +125,22 @@ class Colorizer:
         self.batch_size = max(1, int(batch_size))
         if model is None or isinstance(model, (str, Path)):
             from colorbatch.models.checkpoint import discover_model
+            from colorbatch.onnx_runtime import uses_onnxruntime
 
             self.path = discover_model(model)
             self.model, self.meta, self.model_id = load_model(self.path, self.device, runtime)
+            # what runs the network: recorded in each output's provenance beside the model id
+            self.runtime = "onnxruntime" if uses_onnxruntime(self.path, runtime) else "torch"
         else:
             import torch
 
             self.path = None
+            self.runtime = "torch"
             self.model = model.to(self.device).eval()
             if self.device.type == "cpu":
                 self.model = self.model.to(memory_format=torch.channels_last)
             self.meta = getattr(model, "checkpoint_meta", {}) or {}
             self.model_id = str(self.meta.get("id") or getattr(model, "arch", {}).get("name", "model"))
-        # what runs the network: recorded in each output's provenance beside the model id
-        self.runtime = "onnxruntime" if type(self.model).__name__ == "OnnxModel" else "torch"
         self.multiple = int(getattr(self.model, "multiple", 32))
         # colour strength: "auto" = the checkpoint's calibration; a number overrides the
         # chroma scale and the id says so, since the outputs differ

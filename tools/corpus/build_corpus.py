@@ -964,6 +964,7 @@ def extract_edj(tree: Path, src: Source) -> dict:
     dest = tree / "_edj"
     index = dest / ".index.csv"
     if not index.exists():
+        dest.mkdir(parents=True, exist_ok=True)
         members = {}
         for edj in sorted((tree / src.root).glob("*.edj")):
             best = None
@@ -975,10 +976,8 @@ def extract_edj(tree: Path, src: Source) -> dict:
                 if best is None or area > best[0]:
                     best = (area, name, blob)
             if best:
-                dest.mkdir(parents=True, exist_ok=True)
                 (dest / f"{edj.stem}.jpg").write_bytes(best[2])
                 members[f"{edj.stem}.jpg"] = f"{edj.name}:{best[1]}"
-        dest.mkdir(parents=True, exist_ok=True)
         with open(index, "w", newline="") as fh:
             csv.writer(fh).writerows(sorted(members.items()))
     with open(index, newline="") as fh:
