@@ -26,10 +26,13 @@ import numpy as np
 
 from colorbatch.images import L_SCALE, quantize_L  # noqa: F401 - re-exported
 from colorbatch.prepare import (  # noqa: F401 - re-exported
+    as_numpy,
     net_shape,
     pad_batch,
+    pad_batch_np,
     prepare_item,
     resize_L01,
+    resize_L01_np,
     unpack_L,
     unpack_rgb,
 )
@@ -45,18 +48,20 @@ _LOCK = threading.Lock()
 
 
 
-def load_model(path, device, runtime: str = "torch"):
+def load_model(path, device, runtime: str = "torch", threads: int | None = None):
     """A checkpoint loaded once per process, device and runtime -> (model, meta, model_id).
 
     ``runtime="onnxruntime"`` (or a ``.onnx`` file, see :mod:`colorbatch.export`) gives an
-    :class:`colorbatch.onnx_runtime.OnnxModel`; a checkpoint is exported once into the cache."""
+    :class:`colorbatch.onnx_runtime.OnnxModel` (with ``threads`` intra-op threads); a
+    checkpoint is exported once into the cache. ``auto``: see
+    :func:`colorbatch.onnx_runtime.resolve_runtime`."""
+    from colorbatch.onnx_runtime import uses_onnxruntime
+
+    if uses_onnxruntime(path, runtime, device):
+        return _load_onnx(path, device, threads)
     import torch
 
     from colorbatch.models.checkpoint import load_checkpoint, model_id
-    from colorbatch.onnx_runtime import uses_onnxruntime
-
-    if uses_onnxruntime(path, runtime):
-        return _load_onnx(path, device)
     p = Path(path).resolve()
     st = p.stat()
     from colorbatch.models.checkpoint import json_path
@@ -78,7 +83,7 @@ def load_model(path, device, runtime: str = "torch"):
     return hit
 
 
-def _load_onnx(path, device):
+def _load_onnx(path, device, threads: int | None = None):
     from colorbatch.onnx_runtime import OnnxModel, is_onnx, require_onnxruntime
 
     require_onnxruntime()
@@ -88,11 +93,11 @@ def _load_onnx(path, device):
 
         p = cached_export(p)
     st = p.stat()
-    key = (str(p), st.st_mtime_ns, st.st_size, "onnxruntime", str(device))
+    key = (str(p), st.st_mtime_ns, st.st_size, "onnxruntime", str(device), threads)
     with _LOCK:
         hit = _MODELS.get(key)
         if hit is None:
-            model = OnnxModel(p, device)
+            model = OnnxModel(p, device, threads)
             hit = _MODELS[key] = (model, model.meta, str(model.meta["id"]))
     return hit
 
@@ -113,27 +118,34 @@ class Colorizer:
     ``model`` may also be an ``nn.Module`` (tests, benchmarks). ``chroma="auto"``
     uses the colour strength calibrated into the checkpoint; a number scales a*b*.
     ``runtime="onnxruntime"`` (or a ``.onnx`` model) runs the network on onnxruntime
-    (:mod:`colorbatch.onnx_runtime`); everything else is the same.
+    (:mod:`colorbatch.onnx_runtime`); everything else is the same. ``runtime="auto"`` is
+    onnxruntime on the CPU where it is installed (see
+    :func:`colorbatch.onnx_runtime.resolve_runtime`): then an image without hints goes
+    from L* to sRGB without importing torch. ``threads``: onnxruntime's intra-op threads
+    (torch's are set by the caller, :func:`colorbatch.device.configure_threads`).
     """
 
     def __init__(self, model=None, device="auto", size: int = 256, batch_size: int = 8, chroma="auto",
-                 runtime: str = "torch"):
-        from colorbatch.device import pick_device
+                 runtime: str = "torch", threads: int | None = None):
+        from colorbatch.device import pick_device_light, torch_device
 
-        self.device = pick_device(device) if not hasattr(device, "type") else device
+        self.device = pick_device_light(device) if not hasattr(device, "type") else device
         self.size = int(size)
         self.batch_size = max(1, int(batch_size))
         if model is None or isinstance(model, (str, Path)):
             from colorbatch.models.checkpoint import discover_model
-            from colorbatch.onnx_runtime import uses_onnxruntime
+            from colorbatch.onnx_runtime import resolve_runtime
 
             self.path = discover_model(model)
-            self.model, self.meta, self.model_id = load_model(self.path, self.device, runtime)
             # what runs the network: recorded in each output's provenance beside the model id
-            self.runtime = "onnxruntime" if uses_onnxruntime(self.path, runtime) else "torch"
+            self.runtime = resolve_runtime(self.path, runtime, self.device)
+            if self.runtime == "torch":
+                self.device = torch_device(self.device)
+            self.model, self.meta, self.model_id = load_model(self.path, self.device, self.runtime, threads)
         else:
             import torch
 
+            self.device = torch_device(self.device)
             self.path = None
             self.runtime = "torch"
             self.model = model.to(self.device).eval()
@@ -180,14 +192,15 @@ class Colorizer:
         """
         import torch
 
-        from colorbatch.device import autocast
+        from colorbatch.device import autocast, torch_device
 
-        x = batch.to(self.device, non_blocking=True)
-        if self.device.type == "cpu":
+        dev = torch_device(self.device)
+        x = batch.to(dev, non_blocking=True)
+        if dev.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        kw = {} if hints is None else {"hints": hints.to(self.device)}
+        kw = {} if hints is None else {"hints": hints.to(dev)}
         try:
-            with torch.inference_mode(), autocast(self.device):
+            with torch.inference_mode(), autocast(dev):
                 if self.classify:
                     return self.model(x, temperature=self.temperature, **kw).float()
                 return self.model(x, **kw).float()
@@ -207,8 +220,13 @@ class Colorizer:
         network size (or None); hinted images go through the hint inputs and then
         :func:`colorbatch.models.hints.refine`. A model without hint inputs refuses them.
         """
+        if hints is None and self.runtime == "onnxruntime":
+            return self._predict_np(smalls)
+        import torch
+
         from colorbatch.models.hints import refine, stack
 
+        smalls = [torch.from_numpy(t) if isinstance(t, np.ndarray) else t for t in smalls]
         out = []
         for i in range(0, len(smalls), self.batch_size):
             chunk = smalls[i : i + self.batch_size]
@@ -227,6 +245,21 @@ class Colorizer:
                 if h is not None and not h.empty:
                     p = refine(p[None].float(), t[0].to(p.device) * 100.0, h)[0]
                 out.append(p)
+        return out
+
+    def _predict_np(self, smalls):
+        """:meth:`predict_small` on onnxruntime without hints, in numpy (torch is not imported):
+        (1,h,w) arrays (or CPU tensors) -> (2,h,w) float32 arrays of a*b*/128."""
+        out = []
+        for i in range(0, len(smalls), self.batch_size):
+            chunk = [as_numpy(t) for t in smalls[i : i + self.batch_size]]
+            pred = self.model(pad_batch_np(chunk, self.multiple),
+                              temperature=self.temperature if self.classify else None)
+            for j, t in enumerate(chunk):
+                p = pred[j, :, : t.shape[-2], : t.shape[-1]]
+                if self.chroma != 1.0:
+                    p = np.clip(p * np.float32(self.chroma), -1.0, 1.0)
+                out.append(np.ascontiguousarray(p, dtype=np.float32))
         return out
 
     # ---- one image, many hints (the studio) ---------------------------------
@@ -281,10 +314,13 @@ class Colorizer:
 
         ``hints``: None, or per image a :class:`colorbatch.models.hints.Hints` built at
         :meth:`net_hw` (see :func:`colorbatch.models.hints.for_image`), or None."""
-        smalls = [resize_L01(np.asarray(L, dtype=np.float32), net_shape(*L.shape, self.size)) for L in Ls]
+        import torch
+
+        smalls = [self.resize(np.asarray(L, dtype=np.float32), net_shape(*L.shape, self.size)) for L in Ls]
         preds = self.predict_small(smalls, hints)
         out = []
         for L, p in zip(Ls, preds):
+            p = torch.from_numpy(p) if isinstance(p, np.ndarray) else p
             H, W = L.shape
             ab = np.empty((H, W, 2), dtype=np.float32)
             rows = max(1, TILE_PIXELS // max(1, W))
@@ -299,7 +335,9 @@ class Colorizer:
         import torch
 
         from colorbatch.color import lab_to_rgb_keep_L
+        from colorbatch.device import torch_device
 
+        dev = torch_device(self.device)
         L = np.asarray(L, dtype=np.float32)
         ab = np.asarray(ab, dtype=np.float32)
         H, W = L.shape
@@ -307,8 +345,8 @@ class Colorizer:
         rows = max(1, TILE_PIXELS // max(1, W))
         for y0 in range(0, H, rows):
             y1 = min(H, y0 + rows)
-            Lt = torch.from_numpy(np.ascontiguousarray(L[y0:y1])).to(self.device)
-            abt = torch.from_numpy(np.ascontiguousarray(ab[y0:y1])).to(self.device).permute(2, 0, 1)
+            Lt = torch.from_numpy(np.ascontiguousarray(L[y0:y1])).to(dev)
+            abt = torch.from_numpy(np.ascontiguousarray(ab[y0:y1])).to(dev).permute(2, 0, 1)
             out = lab_to_rgb_keep_L(torch.cat((Lt[None], abt), 0)).mul_(255.0).round_().to(torch.uint8)
             rgb[y0:y1] = out.permute(1, 2, 0).cpu().numpy()
         return rgb
@@ -316,6 +354,8 @@ class Colorizer:
     def recombine(self, L, pred, want_ab: bool = False):
         """Full-resolution L* (float32, or uint16 quantised) and one prediction of
         :meth:`predict_small` -> (uint8 H x W x 3 sRGB, H x W x 2 a*b* when ``want_ab``, else None)."""
+        if isinstance(pred, np.ndarray):  # onnxruntime: the kernels need no torch
+            return compose_full(L, pred, self.device, want_ab=want_ab)
         import torch
 
         with torch.inference_mode():
@@ -324,7 +364,12 @@ class Colorizer:
     def colorize(self, L) -> np.ndarray:
         """One L* array -> uint8 RGB at the same resolution."""
         L = np.asarray(L, dtype=np.float32)
-        return self.recombine(L, self.predict_small([resize_L01(L, net_shape(*L.shape, self.size))])[0])[0]
+        return self.recombine(L, self.predict_small([self.resize(L, net_shape(*L.shape, self.size))])[0])[0]
+
+    def resize(self, L, shape):
+        """L* -> (1, h, w) L*/100 at network size, as this colorizer's runtime takes it:
+        :func:`resize_L01_np` (a numpy array) on onnxruntime, :func:`resize_L01` (a tensor) on torch."""
+        return resize_L01_np(L, shape) if self.runtime == "onnxruntime" else resize_L01(L, shape)
 
 
 def _slice_hints(h, start, stop):

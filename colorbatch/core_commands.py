@@ -39,7 +39,7 @@ def register(app) -> None:
         reference: Optional[Path] = typer.Option(
             None, "--reference", help="A colour photo whose colours guide every image (a hint file's own reference wins)."),
         runtime: str = typer.Option(
-            "torch", "--runtime", help="torch | onnxruntime: what runs the network (onnxruntime: pip install colorbatch[onnx]; a .onnx --model always uses it). See docs/deploy.md."),
+            "auto", "--runtime", help="auto | torch | onnxruntime: what runs the network (auto: onnxruntime on the CPU, torch on a GPU; a .onnx --model always uses onnxruntime). See docs/speed.md."),
     ):
         """Colorize grayscale images (and, with the video plugin, videos); colour hints steer it (docs/hints.md)."""
         run_builtin_recipe(
@@ -82,7 +82,7 @@ def register(app) -> None:
             None, "--reference", help="A colour photo as the global hint of every image, or 'self': each photo's own colours (the upper bound)."),
         seed: int = typer.Option(0, "--seed", help="Seed of the simulated hints."),
         runtime: str = typer.Option(
-            "torch", "--runtime", help="torch | onnxruntime: what runs the network (see docs/deploy.md)."),
+            "auto", "--runtime", help="auto | torch | onnxruntime: what runs the network (see docs/speed.md)."),
     ):
         """Score a model on colour photos: gray them, colorize, compare with the originals (gray baseline beside each figure)."""
         run_dir = run_dir or out or Path("runs") / "evaluate"

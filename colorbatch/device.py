@@ -42,6 +42,52 @@ def pick_device(name: str | None = "auto"):
     return torch.device(name)
 
 
+class CpuDevice:
+    """The CPU, named without importing torch: what a run on onnxruntime uses (``.type``
+    is ``"cpu"`` as on a ``torch.device``; torch code takes ``torch.device(str(d))``)."""
+
+    type = "cpu"
+    index = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+    __repr__ = __str__
+
+    def __eq__(self, other) -> bool:
+        return str(other) == "cpu"
+
+    def __hash__(self) -> int:
+        return hash("cpu")
+
+
+def may_have_gpu() -> bool:
+    """Whether this machine may have a GPU torch would use (an NVIDIA or AMD driver, or
+    Apple silicon); False means ``auto`` is surely the CPU, known without importing torch."""
+    import platform
+    import sys
+
+    if sys.platform == "darwin":
+        return platform.machine() == "arm64"
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/proc/driver/nvidia", "/dev/kfd", "/dev/dxg"))
+
+
+def pick_device_light(name: str | None = "auto"):
+    """Like :func:`pick_device`, but the CPU (``cpu``, or ``auto`` on a machine without a GPU
+    driver) is a :class:`CpuDevice` and torch is not imported for it."""
+    name = (name or "auto").strip().lower()
+    if name == "cpu" or (name == "auto" and not may_have_gpu()):
+        return CpuDevice()
+    return pick_device(name)
+
+
+def torch_device(device):
+    """A torch.device for ``device`` (a :class:`CpuDevice`, a name or a torch.device)."""
+    import torch
+
+    return device if isinstance(device, torch.device) else torch.device(str(device))
+
+
 def autocast_dtype(device):
     """bf16 autocast on CUDA only (CPUs without bf16 units are 8-45x slower in bf16)."""
     import torch
@@ -82,11 +128,18 @@ def configure_threads(device, workers: int = 0, threads: int | None = None) -> i
     """
     import torch
 
-    if torch.device(device).type != "cpu":
+    if torch_device(device).type != "cpu":
         return torch.get_num_threads()
+    count = thread_count(device, workers, threads)
+    torch.set_num_threads(count)
+    return torch.get_num_threads()
+
+
+def thread_count(device="cpu", workers: int = 0, threads: int | None = None) -> int:
+    """The thread count :func:`configure_threads` gives the network on the CPU (see there),
+    computed without torch (onnxruntime takes it as its intra-op threads)."""
     if threads is not None:
-        torch.set_num_threads(max(1, int(threads)))
-        return torch.get_num_threads()
+        return max(1, int(threads))
     cores = cpu_cores()
     free = max(1, cores - max(0, int(workers)))
     try:
@@ -97,7 +150,6 @@ def configure_threads(device, workers: int = 0, threads: int | None = None) -> i
     env = os.environ.get("OMP_NUM_THREADS")
     if env and env.isdigit():
         free = min(free, max(1, int(env)))
-    torch.set_num_threads(free)
     return free
 
 

@@ -35,6 +35,10 @@ class RecipeError(ColorbatchError):
         super().__init__("\n".join(self.problems))
 
 
+class ExportError(ColorbatchError):
+    """A model could not be exported to ONNX (an op the exporter cannot translate)."""
+
+
 class StepError(ColorbatchError):
     """A whole step failed (not just one item)."""
 

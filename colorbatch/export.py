@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from colorbatch.errors import ColorbatchError
+from colorbatch.errors import ColorbatchError, ExportError
 from colorbatch.onnx_runtime import HINT_INPUTS, ONNX_FORMAT, OnnxModel
 
 DEFAULT_OPSET = 17
@@ -280,5 +280,10 @@ def cached_export(checkpoint) -> Path:
     t = colour_strength(meta, "auto")[0]
     out = cache_dir() / "onnx" / f"{meta.get('id') or Path(checkpoint).stem}-T{t:g}.onnx"
     if not out.is_file():
-        export_onnx(checkpoint, out)
+        try:
+            export_onnx(checkpoint, out)
+        except ExportError:
+            raise
+        except ColorbatchError as exc:
+            raise ExportError(str(exc)) from None
     return out

@@ -49,6 +49,71 @@ def resize_L01(L, shape):
     return x[0]
 
 
+def _aa_weights(n_in: int, n_out: int) -> list[tuple[int, np.ndarray]]:
+    """Per output index, (first input index, weights) of torch's antialiased bilinear
+    resize (``F.interpolate(..., mode="bilinear", antialias=True, align_corners=False)``,
+    PIL's triangle filter): support ``scale`` when shrinking, 1 when enlarging."""
+    scale = n_in / n_out
+    support = scale if scale >= 1.0 else 1.0
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    out = []
+    for i in range(n_out):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n_in)
+        x = (np.arange(lo, hi, dtype=np.float64) - center + 0.5) * invscale
+        w = np.clip(1.0 - np.abs(x), 0.0, None)
+        total = w.sum()
+        out.append((lo, (w / total if total else w).astype(np.float32)))
+    return out
+
+
+def _resize_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """``x`` (2-D float32) resized along ``axis`` by :func:`_aa_weights`."""
+    n_in = x.shape[axis]
+    shape = list(x.shape)
+    shape[axis] = n_out
+    out = np.empty(shape, dtype=np.float32)
+    for i, (lo, w) in enumerate(_aa_weights(n_in, n_out)):
+        if axis == 1:
+            out[:, i] = x[:, lo : lo + len(w)] @ w
+        else:
+            out[i] = w @ x[lo : lo + len(w)]
+    return out
+
+
+def resize_L01_np(L, shape) -> np.ndarray:
+    """:func:`resize_L01` in numpy (no torch): L* (H x W float32, or uint16 quantised) ->
+    (1, h, w) float32 L*/100, the same antialiased resize to float rounding. The network
+    input of runs on onnxruntime (which never import torch for it)."""
+    if L.dtype == np.uint16:
+        scale = np.float32(100.0 * L_SCALE)
+    else:
+        L = np.asarray(L, dtype=np.float32)
+        scale = np.float32(100.0)
+    h, w = L.shape
+    th, tw = shape
+    step = max(1, (1 << 22) // max(1, w))
+    bands = []
+    for y in range(0, h, step):
+        band = L[y : y + step].astype(np.float32) / scale
+        bands.append(_resize_axis(band, tw, 1) if tw != w else band)
+    x = np.concatenate(bands, axis=0) if len(bands) > 1 else bands[0]
+    if th != h:
+        x = _resize_axis(x, th, 0)
+    return np.ascontiguousarray(x)[None]
+
+
+def pad_batch_np(arrays, multiple: int = 32) -> np.ndarray:
+    """:func:`pad_batch` in numpy: (1, h, w) arrays -> (B, 1, Hp, Wp) float32, edge-padded."""
+    hmax = max(a.shape[-2] for a in arrays)
+    wmax = max(a.shape[-1] for a in arrays)
+    Hp = -(-hmax // multiple) * multiple
+    Wp = -(-wmax // multiple) * multiple
+    return np.stack([np.pad(np.asarray(a, dtype=np.float32), ((0, 0), (0, Hp - a.shape[-2]), (0, Wp - a.shape[-1])),
+                            mode="edge") for a in arrays])
+
+
 def pad_batch(tensors, multiple: int = 32):
     """Stack (1, h, w) tensors into (B, 1, Hp, Wp), edge-padded to a common multiple."""
     import torch
@@ -67,7 +132,7 @@ def pad_batch(tensors, multiple: int = 32):
     return torch.stack(out)
 
 
-def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -> dict:
+def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True, numpy: bool = False) -> dict:
     """Decode ``item`` (unless item.L is set) and make its network input.
 
     Returns a dict of compact, shareable pieces: ``small`` (1,h,w) float32
@@ -77,9 +142,10 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -
     process, nothing to send) a colour ground truth stays in ``item.rgb`` as is.
     ``want_rgb=False``: the colour ground truth is dropped (nothing after
     colorize needs it), which saves converting and sending it.
+    ``numpy=True`` (runs on onnxruntime): ``small`` comes from :func:`resize_L01_np`, and
+    without ``compact`` every piece is a numpy array (torch is not imported); with
+    ``compact`` (a DataLoader worker) the pieces are tensors over the same numbers.
     """
-    import torch
-
     try:
         rgb = None
         if item.L is None:  # the one decode-to-L* path; 8-bit files stay uint8 (L* by table lookup)
@@ -90,7 +156,7 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -
                 if dec.pixels.dtype != np.uint8:
                     item.rgb = dec.pixels
                 elif compact:
-                    rgb = torch.from_numpy(np.array(dec.pixels))  # writable (shared with the main process)
+                    rgb = np.array(dec.pixels)  # writable (shared with the main process)
                 else:
                     item.rgb = dec.pixels.astype(np.float32)
                     item.rgb /= 255.0
@@ -101,7 +167,8 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -
                 raise ValueError(f"L* must be H x W, got shape {L.shape}")
             Lq = quantize_L(L)
             del L
-        small = resize_L01(Lq, net_shape(*Lq.shape, size))
+        shape = net_shape(*Lq.shape, size)
+        small = resize_L01_np(Lq, shape) if numpy else resize_L01(Lq, shape)
         item.L = None
         if item.rgb is not None and not want_rgb:
             item.rgb = None
@@ -109,12 +176,18 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -
             r = np.asarray(item.rgb)
             item.rgb = None
             if item.meta.get("input_bits", 8) == 8:
-                rgb = torch.from_numpy(np.rint(r * 255.0).astype(np.uint8))
+                rgb = np.rint(r * 255.0).astype(np.uint8)
             else:
-                rgb = torch.from_numpy(np.rint(r * 65535.0).astype(np.uint16).view(np.int16))
+                rgb = np.rint(r * 65535.0).astype(np.uint16).view(np.int16)
             del r
-        return {"small": small, "Lq": torch.from_numpy(Lq.view(np.int16)), "rgb": rgb,
-                "notes": list(item.notes), "meta": dict(item.meta)}
+        Lq = Lq.view(np.int16)
+        if compact or not numpy:  # tensors share memory with the main process
+            import torch
+
+            Lq = torch.from_numpy(Lq)
+            rgb = None if rgb is None else torch.from_numpy(rgb)
+            small = torch.from_numpy(small) if isinstance(small, np.ndarray) else small
+        return {"small": small, "Lq": Lq, "rgb": rgb, "notes": list(item.notes), "meta": dict(item.meta)}
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - reported per item by the step
@@ -123,14 +196,20 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True) -
         return {"error": one_line(exc)}
 
 
+def as_numpy(x):
+    """A tensor (CPU) or array -> numpy, sharing memory."""
+    return x if x is None or isinstance(x, np.ndarray) else x.numpy()
+
+
 def unpack_L(Lq_tensor) -> np.ndarray:
-    return Lq_tensor.numpy().view(np.uint16)
+    """The ``Lq`` of :func:`prepare_item` (tensor or array of int16) -> uint16 L*."""
+    return as_numpy(Lq_tensor).view(np.uint16)
 
 
 def unpack_rgb(rgb_tensor) -> np.ndarray | None:
     if rgb_tensor is None:
         return None
-    arr = rgb_tensor.numpy()
+    arr = as_numpy(rgb_tensor)
     if arr.dtype == np.uint8:
         return arr.astype(np.float32) / 255.0
     return arr.view(np.uint16).astype(np.float32) / 65535.0

@@ -43,23 +43,28 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     """Recombine full-resolution L* with low-resolution a*b*/128.
 
     Lq: H x W uint16 (quantised L*) or float32 L* numpy array.
-    ab_small: (2, h, w) tensor of a*b*/128 at network resolution (any device).
+    ab_small: (2, h, w) tensor of a*b*/128 at network resolution (any device), or a numpy
+    array (onnxruntime on the CPU: then torch is not imported where the kernels are loaded).
     Returns (rgb uint8 H x W x 3, ab float32 H x W x 2 or None).
     On the CPU: the fused kernel (:func:`compose_full_kernel`) where the kernels are
     loaded, else the torch tables (:func:`compose_full_cpu`); on other devices torch
     in row tiles.
     """
+    if str(getattr(device, "type", device)).split(":", 1)[0] == "cpu":
+        from colorbatch import kernels
+
+        if kernels.ready():  # loaded (colorize loads them for more than one image)
+            return compose_full_kernel(Lq, ab_small, want_ab)
+        import torch
+
+        if isinstance(ab_small, np.ndarray):  # from onnxruntime
+            ab_small = torch.from_numpy(ab_small)
+        return compose_full_cpu(Lq, ab_small, want_ab)
     import torch
 
     from colorbatch.color import lab_to_srgb8_keep_L
 
     H, W = Lq.shape
-    if torch.device(device).type == "cpu":
-        from colorbatch import kernels
-
-        if kernels.ready():  # loaded (colorize loads them for more than one image)
-            return compose_full_kernel(Lq, ab_small, want_ab)
-        return compose_full_cpu(Lq, ab_small, want_ab)
     rgb = np.empty((H, W, 3), dtype=np.uint8)
     ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
     ab_small = ab_small.to(device=device, dtype=torch.float32) * 128.0
@@ -82,13 +87,16 @@ def compose_full_kernel(Lq, ab_small, want_ab: bool):
     """CPU recombination in one fused pass (:func:`colorbatch.kernels.rgb8_from_lab`):
     bilinear upsampling, LAB -> sRGB keeping L*, 8-bit quantisation per row, no
     full-size float temporaries (the a*b* output only when ``want_ab``)."""
-    import torch
-
     from colorbatch import kernels
 
     H, W = Lq.shape
     # h x w x 2, C order (the compiled variant warm_up loads); small: network size
-    ab = np.ascontiguousarray(ab_small.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0).numpy())
+    if isinstance(ab_small, np.ndarray):  # (2, h, w) from onnxruntime
+        ab = np.ascontiguousarray(ab_small.transpose(1, 2, 0), dtype=np.float32)
+    else:
+        import torch
+
+        ab = np.ascontiguousarray(ab_small.detach().to(device="cpu", dtype=torch.float32).permute(1, 2, 0).numpy())
     ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
     # one thread: in the pipeline the network and the decoding workers use the other cores
     rgb = kernels.rgb8_from_lab(Lq, ab, ab_scale=128.0, ab_out=ab_full, parallel=False)

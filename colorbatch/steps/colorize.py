@@ -12,7 +12,7 @@ from typing import Annotated, Iterable, Iterator, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from colorbatch.errors import ColorbatchError, ItemError
+from colorbatch.errors import ColorbatchError, ExportError, ItemError
 from colorbatch.steps import Step, StepDef
 
 
@@ -63,10 +63,11 @@ class Options(BaseModel):
         0, ge=0, le=1000, description="Evaluation: N point hints simulated from each colour input's truth, as a user would give them."
     )
     hint_seed: int = Field(0, description="Seed of simulate_hints (per image, combined with the image's id).")
-    runtime: Literal["torch", "onnxruntime"] = Field(
-        "torch",
-        description="What runs the network: torch, or onnxruntime (pip install colorbatch[onnx]; a .safetensors "
-        "model is exported to ONNX once, into the cache). A .onnx model always runs on onnxruntime. See docs/deploy.md.",
+    runtime: Literal["auto", "torch", "onnxruntime"] = Field(
+        "auto",
+        description="What runs the network: auto (onnxruntime on the CPU where it is installed, else torch; "
+        "$COLORBATCH_RUNTIME sets it), torch, or onnxruntime. A .safetensors model is exported to ONNX once, "
+        "into the cache; a .onnx model always runs on onnxruntime. See docs/deploy.md and docs/speed.md.",
     )
     max_batch_pixels: int = Field(
         16_000_000, ge=1,
@@ -76,6 +77,11 @@ class Options(BaseModel):
 
 def _identity(x):
     return x
+
+
+def _pixels(Lq) -> int:
+    """Pixels of a prepared L* (a numpy array on onnxruntime, a tensor from a worker)."""
+    return int(Lq.size) if hasattr(Lq, "ndim") and not hasattr(Lq, "numel") else int(Lq.numel())
 
 
 def _worker_init(_):
@@ -92,10 +98,11 @@ def _worker_init(_):
 class _ChunkDataset:
     """Map-style dataset over one chunk of items (decoded in workers)."""
 
-    def __init__(self, items, size, want_rgb=True):
+    def __init__(self, items, size, want_rgb=True, numpy=False):
         self.items = items
         self.size = size
         self.want_rgb = want_rgb
+        self.numpy = numpy
 
     def __len__(self):
         return len(self.items)
@@ -103,7 +110,7 @@ class _ChunkDataset:
     def __getitem__(self, i):
         from colorbatch.colorizer import prepare_item
 
-        return prepare_item(self.items[i], self.size, compact=True, want_rgb=self.want_rgb)
+        return prepare_item(self.items[i], self.size, compact=True, want_rgb=self.want_rgb, numpy=self.numpy)
 
 
 class ColorizeStep(Step):
@@ -125,9 +132,10 @@ class ColorizeStep(Step):
         self.after_train = options.model is None and any(
             "checkpoint" in c.stepdef.produces for c in ctx.plan.steps if c.index < idx
         )
-        from colorbatch.device import pick_device
+        from colorbatch.device import pick_device_light
 
-        self.device = pick_device(options.device)  # fail early on an unavailable device
+        # fail early on an unavailable device; the CPU is named without importing torch
+        self.device = pick_device_light(options.device)
         later = [c.stepdef for c in ctx.plan.steps if c.index > idx]
         self.model_path = None
         if not self.after_train:
@@ -137,7 +145,7 @@ class ColorizeStep(Step):
             from colorbatch.onnx_runtime import model_id, require_onnxruntime, uses_onnxruntime
 
             self.model_path = discover_model(options.model or ctx.state.checkpoint)
-            if uses_onnxruntime(self.model_path, options.runtime):
+            if options.runtime == "onnxruntime" or uses_onnxruntime(self.model_path, options.runtime, self.device):
                 require_onnxruntime()  # one line naming the extra, before any work
             ctx.state.model_id = self._with_chroma(model_id(self.model_path))
             ctx.state.model = str(self.model_path)
@@ -170,15 +178,31 @@ class ColorizeStep(Step):
         if self.colorizer is not None:
             return
         from colorbatch.colorizer import Colorizer
-        from colorbatch.device import configure_threads, tune_malloc
+        from colorbatch.device import configure_threads, thread_count, torch_device, tune_malloc
+        from colorbatch.onnx_runtime import resolve_runtime
 
         path = self.model_path or self.options.model or self.ctx.state.checkpoint
-        configure_threads(self.device, self.workers, self.options.threads)
+        runtime = resolve_runtime(path, self.options.runtime, self.device)
+        threads = thread_count(self.device, self.workers, self.options.threads)
+        if runtime == "torch":
+            self.device = torch_device(self.device)
+            configure_threads(self.device, self.workers, self.options.threads)
         tune_malloc()
-        colorizer = Colorizer(
-            path, self.device, self.options.size, self.options.batch_size, chroma=self.options.chroma,
-            runtime=self.options.runtime,
-        )
+
+        def make(rt):
+            return Colorizer(path, self.device, self.options.size, self.options.batch_size,
+                             chroma=self.options.chroma, runtime=rt, threads=threads)
+
+        try:
+            colorizer = make(runtime)
+        except ExportError as exc:
+            if self.options.runtime != "auto":
+                raise
+            # auto: a model onnxruntime cannot take (a plugin's op) runs on torch, said once
+            self.ctx.warn(f"{exc}; running the network on torch instead (runtime auto)")
+            self.device = torch_device(self.device)
+            configure_threads(self.device, self.workers, self.options.threads)
+            colorizer = make("torch")
         if self.hint_plan.explicit:
             colorizer.check_hints()  # the run asked for hints: stop before any work
         self.colorizer = colorizer
@@ -241,11 +265,13 @@ class ColorizeStep(Step):
                 return
 
         size = self.options.size
+        # onnxruntime takes numpy: the same resize for every image, in a worker or not
+        numpy = self.colorizer.runtime == "onnxruntime"
         todo = [i for i, item in enumerate(chunk) if item.L is None]
         workers = min(self.workers, len(todo))
         if workers <= 0 or len(todo) < 2:
             for item in chunk:
-                yield item, prepare_item(item, size, compact=False, want_rgb=self.want_rgb)
+                yield item, prepare_item(item, size, compact=False, want_rgb=self.want_rgb, numpy=numpy)
             return
         import torch
         from torch.utils.data import DataLoader
@@ -254,7 +280,7 @@ class ColorizeStep(Step):
 
         kernels.wait_warm()  # forked workers inherit the kernels (the first chunk's forks before they load)
         loader = DataLoader(
-            _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.want_rgb),
+            _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.want_rgb, numpy=numpy),
             batch_size=None,
             num_workers=workers,
             collate_fn=_identity,
@@ -265,7 +291,7 @@ class ColorizeStep(Step):
         results = iter(loader)
         for item in chunk:
             if item.L is not None:
-                yield item, prepare_item(item, size, compact=False, want_rgb=self.want_rgb)
+                yield item, prepare_item(item, size, compact=False, want_rgb=self.want_rgb, numpy=numpy)
             else:
                 yield item, next(results)
 
@@ -288,7 +314,7 @@ class ColorizeStep(Step):
                 self.ctx.fail(item, ItemError(str(exc)))
                 continue
             held.append((item, prep, hints))
-            pixels += prep["Lq"].numel()
+            pixels += _pixels(prep["Lq"])
             if len(held) >= self.colorizer.batch_size or pixels >= self.options.max_batch_pixels:
                 self._submit(held, pending)
                 held, pixels = [], 0
@@ -323,7 +349,7 @@ class ColorizeStep(Step):
             return
         pool = self._pool()
         for (item, prep, _), pred in zip(held, preds):
-            px = prep["Lq"].numel()  # before the helper thread takes it
+            px = _pixels(prep["Lq"])  # before the helper thread takes it
             pending.append((item, pool.submit(self._compose, item, prep, pred), px))
 
     def _drain(self, pending, keep: int):

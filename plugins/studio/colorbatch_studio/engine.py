@@ -145,7 +145,9 @@ class Studio:
         """The colorize command that reproduces the page's outputs (hints and chroma come from the sidecars)."""
         model = f" --model {self.colorizer.path}" if self.colorizer.path else ""
         fmt = f" --format {self.fmt}" if self.fmt else ""
+        # the previews run on torch (a new hint re-runs only its decoder): so do Save and this command
         run = f" --batch-size 1 --threads {self.threads}" if self.colorizer.device.type == "cpu" else " --batch-size 1"
+        run += " --runtime torch"
         return f"colorbatch colorize {self.folder} --out {self.out}{model} --size {self.size}{run}{fmt}"
 
     def info(self) -> dict:
@@ -430,6 +432,7 @@ class Studio:
         self.image_path(rel)
         # the colorize step reads the image's sidecar (hints and chroma) as the batch command does
         colorize = {"size": self.size, "batch_size": 1, "device": str(self.colorizer.device), "workers": 0,
+                    "runtime": "torch",
                     "threads": self.threads if self.colorizer.device.type == "cpu" else None}
         if self.colorizer.path is not None:
             colorize["model"] = str(self.colorizer.path)

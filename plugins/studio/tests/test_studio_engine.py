@@ -106,7 +106,7 @@ def _save_and_compare(folder: Path, tmp_path: Path, model: Path, rel: str):
     assert saved["output"] == rel and (out / rel).is_file()
     # the chroma travels in the sidecar; the command fixes what changes float rounding
     assert "--chroma" not in saved["command"] and f"--size {SIZE}" in saved["command"]
-    assert f"--batch-size 1 --threads {s.threads}" in saved["command"]
+    assert f"--batch-size 1 --threads {s.threads} --runtime torch" in saved["command"]
     batch = tmp_path / "batch"
     _run_printed(saved["command"], batch)
     return _pixels(out / rel), _pixels(batch / rel)
