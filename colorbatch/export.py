@@ -271,14 +271,19 @@ def verify(model, onnx_path, shapes=VERIFY_SHAPES, seed: int = 0) -> dict:
     return {"max_abs": max(c["max_abs"] for c in cases), "cases": cases, "hints": ort_model.accepts_hints}
 
 
-def cached_export(checkpoint) -> Path:
-    """The ONNX export of a checkpoint, made once and kept in the cache (``<cache>/onnx/``):
-    what ``--runtime onnxruntime`` runs for a ``.safetensors`` model."""
+def cached_export_path(checkpoint) -> Path:
+    """Where :func:`cached_export` keeps the export of ``checkpoint`` (reads only its JSON)."""
     from colorbatch.models.checkpoint import cache_dir, colour_strength, read_meta
 
     meta = read_meta(checkpoint)
     t = colour_strength(meta, "auto")[0]
-    out = cache_dir() / "onnx" / f"{meta.get('id') or Path(checkpoint).stem}-T{t:g}.onnx"
+    return cache_dir() / "onnx" / f"{meta.get('id') or Path(checkpoint).stem}-T{t:g}.onnx"
+
+
+def cached_export(checkpoint) -> Path:
+    """The ONNX export of a checkpoint, made once and kept in the cache (``<cache>/onnx/``):
+    what ``--runtime onnxruntime`` (and ``auto`` on the CPU) runs for a ``.safetensors`` model."""
+    out = cached_export_path(checkpoint)
     if not out.is_file():
         try:
             export_onnx(checkpoint, out)

@@ -193,6 +193,13 @@ class ColorizeStep(Step):
             return Colorizer(path, self.device, self.options.size, self.options.batch_size,
                              chroma=self.options.chroma, runtime=rt, threads=threads)
 
+        if runtime == "onnxruntime" and path is not None and not str(path).lower().endswith(".onnx"):
+            from colorbatch.export import cached_export_path
+            from colorbatch.models.checkpoint import discover_model
+
+            if not cached_export_path(discover_model(path)).is_file():
+                self.ctx.log("preparing the model for onnxruntime (once per model, a few seconds; "
+                             "--runtime torch skips it)")
         try:
             colorizer = make(runtime)
         except ExportError as exc:
