@@ -85,6 +85,23 @@ def bench_model(model, shape, batch, seconds=12.0):
     return batch / full, (full - enc) / enc, tuple(x.shape)
 
 
+def bench_model_onnx(ckpt, shape, batch, threads, seconds=12.0):
+    """The network alone on onnxruntime (the checkpoint's cached export): img/s at ``batch``."""
+    import numpy as np
+
+    from colorbatch.colorizer import load_model, pad_batch_np
+
+    model = load_model(ckpt, "cpu", "onnxruntime", threads)[0]
+    x = pad_batch_np([np.random.default_rng(0).random((1, *shape), dtype=np.float32) for _ in range(batch)])
+    t = model.temperature if model.head == "classify" else None
+    model(x, temperature=t)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n < 2:
+        model(x, temperature=t)
+        n += 1
+    return batch * n / (time.perf_counter() - t0)
+
+
 def flops_ratio(model, shape):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -112,6 +129,7 @@ def bench_pipeline(inputs_dir, ckpt, args, out_dir):
            "--run-dir", str(run_dir)]
     if args.workers is not None:
         cmd += ["--workers", str(args.workers)]
+    cmd += ["--runtime", args.runtime]
     env = {**os.environ, "COLORBATCH_NO_PLUGINS": "1"}
     if args.kernels != "auto":  # on: the fused kernels even for a short run (a long run's steady state)
         env["COLORBATCH_KERNELS"] = "1" if args.kernels == "on" else "0"
@@ -232,6 +250,9 @@ def main(argv=None):
     ap.add_argument("--huge", action="store_true", help="also measure one 50 MP gray image")
     ap.add_argument("--floor-runs", type=int, default=3, help="runs of the I/O floor (median)")
     ap.add_argument("--pipeline-runs", type=int, default=1, help="runs of the pipeline (median)")
+    ap.add_argument("--runtime", choices=("auto", "torch", "onnxruntime"), default="auto",
+                    help="what runs the network in the pipeline (auto: onnxruntime on a CPU, as colorize "
+                         "does); the model-alone figure is measured on the same runtime")
     ap.add_argument("--kernels", choices=("on", "off", "auto"), default="on",
                     help="fused CPU kernels in the pipeline: on (default: as in a long run, even for few "
                          "images), off (the torch reference path), auto (colorize's own choice: not "
@@ -280,9 +301,18 @@ def main(argv=None):
 
         gflop_enc, gflop_dec = flops_ratio(model, shape)
         model_img_s, dec_time_ratio, xshape = bench_model(model, shape, args.batch_size, args.model_seconds)
-        print(f"(a) model alone, batch {xshape}: {model_img_s:.2f} img/s; decoder/encoder cost: "
+        print(f"(a) model alone on torch, batch {xshape}: {model_img_s:.2f} img/s; decoder/encoder cost: "
               f"{gflop_dec / gflop_enc:.2f}x in FLOPs ({gflop_enc:.2f} vs {gflop_dec:.2f} GFLOP/img), "
               f"{dec_time_ratio:.2f}x in time", flush=True)
+        from colorbatch.onnx_runtime import resolve_runtime
+
+        runtime = resolve_runtime(ckpt, args.runtime, "cpu")
+        torch_model_img_s = model_img_s
+        if runtime == "onnxruntime":  # the limit uses the network the pipeline runs
+            os.environ["COLORBATCH_CACHE"] = str(tmp / "cache")  # the pipeline's export too
+            model_img_s = bench_model_onnx(ckpt, shape, args.batch_size, threads, args.model_seconds)
+            print(f"    model alone on onnxruntime (what the pipeline runs): {model_img_s:.2f} img/s "
+                  f"({model_img_s / torch_model_img_s:.2f}x torch)", flush=True)
 
         runs = []
         for r in range(max(1, args.pipeline_runs)):
@@ -312,6 +342,8 @@ def main(argv=None):
               f"pipeline / naive = {pipeline_img_s / naive_img_s:.2f} (target >= 3)", flush=True)
         result = {
             "model_img_s": round(model_img_s, 3),
+            "model_torch_img_s": round(torch_model_img_s, 3),
+            "runtime": runtime,
             "pipeline_img_s": round(pipeline_img_s, 3),
             "io_floor_img_s": round(floor_img_s, 3),
             "limit_img_s": round(limit_img_s, 3),

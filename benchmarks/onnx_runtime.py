@@ -11,7 +11,7 @@ weights with the classify head, which time the same as trained ones):
   chroma scaling) with torch and with onnxruntime on every photo at each ``--size``:
   the largest and mean difference (the target is 1e-3).
 
-    python benchmarks/onnx.py --photos ../shared/data/photos-dev --size 256 --size 512
+    python benchmarks/onnx_runtime.py --photos ../shared/data/photos-dev --size 256 --size 512
 
 Prints a table and, with ``--json``, the figures as JSON.
 """
@@ -24,11 +24,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-# run as a script, this file's folder comes first on sys.path and its name would hide the onnx package
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
 
 
 def _model(encoder: str, tmp: Path) -> Path:
