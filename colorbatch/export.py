@@ -201,7 +201,7 @@ def export_onnx(model=None, out="model.onnx", *, opset: int = DEFAULT_OPSET, fp1
         raise ColorbatchError(f"--out {out}: the file name must end in .onnx")
     net, meta = _load(model)
     if getattr(net, "multiple", MULTIPLE) != MULTIPLE:
-        raise ColorbatchError(f"model: stride {net.multiple} is not {MULTIPLE}; export supports 32")
+        raise ExportError(f"model: stride {net.multiple} is not {MULTIPLE}; export supports 32")
     hints = bool(getattr(net, "accepts_hints", False))
     if exporter == "dynamo":
         if hints:
@@ -240,7 +240,7 @@ def export_onnx(model=None, out="model.onnx", *, opset: int = DEFAULT_OPSET, fp1
         raise
     except Exception as exc:  # noqa: BLE001 - an op the exporter cannot translate
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ColorbatchError(f"export of {props['id']} to ONNX failed ({type(exc).__name__}: {first})") from None
+        raise ExportError(f"export of {props['id']} to ONNX failed ({type(exc).__name__}: {first})") from None
     finally:
         if fp16:
             wrapper.hook.remove()
@@ -272,12 +272,17 @@ def verify(model, onnx_path, shapes=VERIFY_SHAPES, seed: int = 0) -> dict:
 
 
 def cached_export_path(checkpoint) -> Path:
-    """Where :func:`cached_export` keeps the export of ``checkpoint`` (reads only its JSON)."""
+    """Where :func:`cached_export` keeps the export of ``checkpoint`` (reads only its JSON and
+    the weights file's size and time: a changed file gets a new export, even under the same id)."""
+    import hashlib
+
     from colorbatch.models.checkpoint import cache_dir, colour_strength, read_meta
 
     meta = read_meta(checkpoint)
     t = colour_strength(meta, "auto")[0]
-    return cache_dir() / "onnx" / f"{meta.get('id') or Path(checkpoint).stem}-T{t:g}.onnx"
+    st = Path(checkpoint).stat()
+    stamp = hashlib.sha256(f"{Path(checkpoint).resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:10]
+    return cache_dir() / "onnx" / f"{meta.get('id') or Path(checkpoint).stem}-T{t:g}-{stamp}.onnx"
 
 
 def cached_export(checkpoint) -> Path:
@@ -285,10 +290,5 @@ def cached_export(checkpoint) -> Path:
     what ``--runtime onnxruntime`` (and ``auto`` on the CPU) runs for a ``.safetensors`` model."""
     out = cached_export_path(checkpoint)
     if not out.is_file():
-        try:
-            export_onnx(checkpoint, out)
-        except ExportError:
-            raise
-        except ColorbatchError as exc:
-            raise ExportError(str(exc)) from None
+        export_onnx(checkpoint, out)
     return out
