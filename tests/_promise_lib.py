@@ -48,9 +48,13 @@ def hidden_files(folder: Path, keep=(".colorbatch-manifest.jsonl",)) -> list[str
 
 DRIVER = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, signal, sys, time
     from pathlib import Path
     from colorbatch import hookimpl, plugins
+
+    # as in a terminal: a process started in the background of a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no handler for it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     READY = Path(os.environ["PROMISE_READY"])
 

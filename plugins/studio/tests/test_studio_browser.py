@@ -112,7 +112,8 @@ def test_place_a_hint_see_it_save_it_and_colorize_reproduces_it(page, tmp_path, 
     page.click("#save")
     page.wait_for_function("document.querySelector('#saved').textContent.startsWith('saved: ')")
     batch = tmp_path / "batch"
-    r = cli("colorize", folder, "--out", batch, "--model", models["aware"], "--size", SIZE)
+    # as the page's batch command says: on torch, as the previews (plain colorize picks onnxruntime on a CPU)
+    r = cli("colorize", folder, "--out", batch, "--model", models["aware"], "--size", SIZE, "--runtime", "torch")
     assert r.returncode == 0, r.stderr
     saved, again = (np.asarray(Image.open(p / "a.png").convert("RGB")) for p in (out, batch))
     assert np.array_equal(saved, again)
