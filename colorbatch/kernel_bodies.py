@@ -100,6 +100,38 @@ def _interp_axis(n_in: int, n_out: int):
     return i0.astype(np.int32), i1.astype(np.int32), w
 
 
+def aa_weights(n_in: int, n_out: int) -> list[tuple[int, np.ndarray]]:
+    """Per output index, (first input index, weights) of torch's antialiased bilinear
+    resize (``F.interpolate(..., mode="bilinear", antialias=True, align_corners=False)``,
+    PIL's triangle filter): support ``scale`` when shrinking, 1 when enlarging."""
+    scale = n_in / n_out
+    support = scale if scale >= 1.0 else 1.0
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    out = []
+    for i in range(n_out):
+        center = scale * (i + 0.5)
+        lo = max(int(center - support + 0.5), 0)
+        hi = min(int(center + support + 0.5), n_in)
+        x = (np.arange(lo, hi, dtype=np.float64) - center + 0.5) * invscale
+        w = np.clip(1.0 - np.abs(x), 0.0, None)
+        total = w.sum()
+        out.append((lo, (w / total if total else w).astype(np.float32)))
+    return out
+
+
+def aa_table(n_in: int, n_out: int):
+    """:func:`aa_weights` as arrays for the kernel: first index (int64), count (int64) and
+    the weights zero-padded to the longest (n_out x k float32)."""
+    rows = aa_weights(n_in, n_out)
+    k = max(1, max(len(w) for _, w in rows))
+    lo = np.array([r[0] for r in rows], dtype=np.int64)
+    cnt = np.array([len(r[1]) for r in rows], dtype=np.int64)
+    wts = np.zeros((n_out, k), dtype=np.float32)
+    for i, (_, w) in enumerate(rows):
+        wts[i, : len(w)] = w
+    return lo, cnt, wts
+
+
 # --------------------------------------------------------------------------- #
 # the kernels, as plain Python; compiled by _load() (the _nb_* names are bound
 # there to the compiled row functions the drivers call)
@@ -265,6 +297,20 @@ def _py_compose_par(L, lscale, ab, ab_scale, x0, x1, wx, y0, y1, wy, m, gamma, r
                          t * rows, min(h, t * rows + rows))
 
 
+def _py_resize_cols_u16(src, scale, lo, cnt, wts, out):
+    """The width pass of the antialiased resize on quantised L* (uint16), as L*/100:
+    out[y, i] = sum_j wts[i, j] * (src[y, lo[i] + j] / scale)."""
+    h = src.shape[0]
+    n = out.shape[1]
+    for y in range(h):
+        for i in range(n):
+            acc = np.float32(0.0)
+            b = lo[i]
+            for j in range(cnt[i]):
+                acc += wts[i, j] * (np.float32(src[y, b + j]) / scale)
+            out[y, i] = acc
+
+
 def _compile(numba):
     """Compile the kernel bodies of this module with numba (cached on disk) -> a dict of them."""
     if "NUMBA_THREADING_LAYER" not in os.environ and not _LAYER_SET:
@@ -278,7 +324,7 @@ def _compile(numba):
     pjit = numba.njit(parallel=True, **opts)
     g["prange"] = numba.prange
     nb = {}
-    for name in ("lstar_rows_rgb", "lstar_rows_gray", "lstar_rows_float", "compose_rows"):
+    for name in ("lstar_rows_rgb", "lstar_rows_gray", "lstar_rows_float", "compose_rows", "resize_cols_u16"):
         nb[name] = g["_nb_" + name] = jit(g["_py_" + name])
     for name in ("lstar_rgb_par", "lstar_gray_par", "lstar_float_par", "compose_par"):
         nb[name] = pjit(g["_py_" + name])

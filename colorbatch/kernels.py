@@ -47,6 +47,7 @@ from colorbatch.kernel_bodies import (  # noqa: F401 - L_SCALE re-exported
     _TILE_PIXELS,
     L_SCALE,
     _compile,
+    aa_table,
     _gamma_table,
     _interp_axis,
     _ly_table,
@@ -242,6 +243,20 @@ def rgb8_from_lab(L, ab_lowres, *, ab_scale: float = 1.0, out=None, ab_out=None,
     return out
 
 
+def l01_resize_width(Lq, n_out: int):
+    """Quantised L* (H x W uint16) -> H x ``n_out`` float32 L*/100, the width pass of the
+    network input's antialiased resize in one pass (the weights of
+    :func:`colorbatch.kernel_bodies.aa_weights`); None where the kernels do not run (the
+    caller takes its numpy path, which gives the same to float rounding)."""
+    if _fallback():
+        return None
+    Lq = np.ascontiguousarray(Lq, dtype=np.uint16)
+    lo, cnt, wts = aa_table(Lq.shape[1], int(n_out))
+    out = np.empty((Lq.shape[0], int(n_out)), dtype=np.float32)
+    _STATE["nb"]["resize_cols_u16"](Lq, np.float32(100.0 * L_SCALE), lo, cnt, wts, out)
+    return out
+
+
 def _readonly(arr):
     arr.setflags(write=False)  # decoded images are read-only arrays: another numba type
     return arr
@@ -257,6 +272,7 @@ def warm_up() -> bool:
         lstar_from_rgb8(_readonly(px), quantized=True, parallel=False)
     ab = np.zeros((1, 1, 2), np.float32)
     rgb8_from_lab(np.zeros((2, 2), np.uint16), ab, parallel=False)
+    l01_resize_width(np.zeros((2, 4), np.uint16), 2)
     big = np.zeros((2 * _TILE_PIXELS // 256, 256), np.uint16)  # large enough to run in parallel
     rgb8_from_lab(big, ab)
     lstar_from_rgb8(_readonly(np.zeros(big.shape + (3,), np.uint8)), quantized=True)

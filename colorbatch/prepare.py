@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from colorbatch.images import L_SCALE, quantize_L
+from colorbatch.kernel_bodies import aa_weights
 from colorbatch.recombine import u16_tensor
 
 
@@ -49,32 +50,13 @@ def resize_L01(L, shape):
     return x[0]
 
 
-def _aa_weights(n_in: int, n_out: int) -> list[tuple[int, np.ndarray]]:
-    """Per output index, (first input index, weights) of torch's antialiased bilinear
-    resize (``F.interpolate(..., mode="bilinear", antialias=True, align_corners=False)``,
-    PIL's triangle filter): support ``scale`` when shrinking, 1 when enlarging."""
-    scale = n_in / n_out
-    support = scale if scale >= 1.0 else 1.0
-    invscale = 1.0 / scale if scale >= 1.0 else 1.0
-    out = []
-    for i in range(n_out):
-        center = scale * (i + 0.5)
-        lo = max(int(center - support + 0.5), 0)
-        hi = min(int(center + support + 0.5), n_in)
-        x = (np.arange(lo, hi, dtype=np.float64) - center + 0.5) * invscale
-        w = np.clip(1.0 - np.abs(x), 0.0, None)
-        total = w.sum()
-        out.append((lo, (w / total if total else w).astype(np.float32)))
-    return out
-
-
 def _resize_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
-    """``x`` (2-D float32) resized along ``axis`` by :func:`_aa_weights`."""
+    """``x`` (2-D float32) resized along ``axis`` by :func:`colorbatch.kernel_bodies.aa_weights`."""
     n_in = x.shape[axis]
     shape = list(x.shape)
     shape[axis] = n_out
     out = np.empty(shape, dtype=np.float32)
-    for i, (lo, w) in enumerate(_aa_weights(n_in, n_out)):
+    for i, (lo, w) in enumerate(aa_weights(n_in, n_out)):
         if axis == 1:
             out[:, i] = x[:, lo : lo + len(w)] @ w
         else:
@@ -93,12 +75,19 @@ def resize_L01_np(L, shape) -> np.ndarray:
         scale = np.float32(100.0)
     h, w = L.shape
     th, tw = shape
-    step = max(1, (1 << 22) // max(1, w))
-    bands = []
-    for y in range(0, h, step):
-        band = L[y : y + step].astype(np.float32) / scale
-        bands.append(_resize_axis(band, tw, 1) if tw != w else band)
-    x = np.concatenate(bands, axis=0) if len(bands) > 1 else bands[0]
+    x = None
+    if tw != w and L.dtype == np.uint16:
+        from colorbatch import kernels
+
+        if kernels.ready():  # the width pass in one compiled pass (the colorize step loads them)
+            x = kernels.l01_resize_width(L, tw)
+    if x is None:
+        step = max(1, (1 << 22) // max(1, w))
+        bands = []
+        for y in range(0, h, step):
+            band = L[y : y + step].astype(np.float32) / scale
+            bands.append(_resize_axis(band, tw, 1) if tw != w else band)
+        x = np.concatenate(bands, axis=0) if len(bands) > 1 else bands[0]
     if th != h:
         x = _resize_axis(x, th, 0)
     return np.ascontiguousarray(x)[None]

@@ -328,3 +328,22 @@ def test_background_warm_up_then_ready():
         """
     )
     assert "WARMING: True True" in out and "READY: True False" in out, out
+
+
+@needs_numba
+@pytest.mark.parametrize("shape,target", [((1080, 1920), (144, 256)), ((37, 53), (179, 256)),
+                                          ((300, 41), (256, 35)), ((9, 700), (2, 256))])
+def test_the_resize_kernel_equals_torchs_antialiased_resize_and_the_numpy_path(shape, target, monkeypatch):
+    from colorbatch import prepare
+
+    kernels.warm_up()
+    rng = np.random.default_rng(shape[1])
+    Lq = rng.integers(0, 65536, size=shape).astype(np.uint16)
+    ref = prepare.resize_L01(Lq, target).numpy()
+    width = kernels.l01_resize_width(Lq, target[1])
+    assert width is not None and width.shape == (shape[0], target[1])
+    with_kernel = prepare.resize_L01_np(Lq, target)
+    assert float(np.abs(with_kernel - ref).max()) < 1e-5
+    monkeypatch.setattr(kernels, "ready", lambda: False)  # the numpy path
+    without = prepare.resize_L01_np(Lq, target)
+    assert float(np.abs(without - with_kernel).max()) < 1e-5
