@@ -8,6 +8,7 @@ here: the caller passes it in.
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numpy as np
@@ -100,7 +101,8 @@ def _interp_axis(n_in: int, n_out: int):
     return i0.astype(np.int32), i1.astype(np.int32), w
 
 
-def aa_weights(n_in: int, n_out: int) -> list[tuple[int, np.ndarray]]:
+@functools.lru_cache(maxsize=64)
+def aa_weights(n_in: int, n_out: int) -> tuple[tuple[int, np.ndarray], ...]:
     """Per output index, (first input index, weights) of torch's antialiased bilinear
     resize (``F.interpolate(..., mode="bilinear", antialias=True, align_corners=False)``,
     PIL's triangle filter): support ``scale`` when shrinking, 1 when enlarging."""
@@ -115,10 +117,13 @@ def aa_weights(n_in: int, n_out: int) -> list[tuple[int, np.ndarray]]:
         x = (np.arange(lo, hi, dtype=np.float64) - center + 0.5) * invscale
         w = np.clip(1.0 - np.abs(x), 0.0, None)
         total = w.sum()
-        out.append((lo, (w / total if total else w).astype(np.float32)))
-    return out
+        w = (w / total if total else w).astype(np.float32)
+        w.setflags(write=False)  # shared by every caller (cached per size)
+        out.append((lo, w))
+    return tuple(out)
 
 
+@functools.lru_cache(maxsize=64)
 def aa_table(n_in: int, n_out: int):
     """:func:`aa_weights` as arrays for the kernel: first index (int64), count (int64) and
     the weights zero-padded to the longest (n_out x k float32)."""
@@ -129,6 +134,8 @@ def aa_table(n_in: int, n_out: int):
     wts = np.zeros((n_out, k), dtype=np.float32)
     for i, (_, w) in enumerate(rows):
         wts[i, : len(w)] = w
+    for a in (lo, cnt, wts):
+        a.setflags(write=False)
     return lo, cnt, wts
 
 
