@@ -319,6 +319,10 @@ def main(argv=None):
             runs.append(bench_pipeline(tmp / "in", ckpt, args, tmp / f"out{r}") + (peak_child_rss_mb(),))
         runs.sort(key=lambda x: x[2])
         summary, wall, pipeline_img_s, peak = runs[len(runs) // 2]
+        if len(inputs) < 4 * args.batch_size:
+            print(f"note: {len(inputs)} images are fewer than 4 batches of {args.batch_size}: the steady state "
+                  "is then the last batch or two and reads too high (use --limit/--copies for 48 or more)",
+                  flush=True)
         overall = summary["ok"] / wall
         print(f"(b) pipeline files->files: {summary['ok']} ok, {summary['failed']} failed; steady state "
               f"{pipeline_img_s:.2f} img/s; {overall:.2f} img/s overall ({wall:.1f} s including start-up "
