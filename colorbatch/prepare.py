@@ -121,7 +121,8 @@ def pad_batch(tensors, multiple: int = 32):
     return torch.stack(out)
 
 
-def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True, numpy: bool = False) -> dict:
+def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True, numpy: bool = False,
+                 tensors: bool = True) -> dict:
     """Decode ``item`` (unless item.L is set) and make its network input.
 
     Returns a dict of compact, shareable pieces: ``small`` (1,h,w) float32
@@ -133,7 +134,8 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True, n
     colorize needs it), which saves converting and sending it.
     ``numpy=True`` (runs on onnxruntime): ``small`` comes from :func:`resize_L01_np`, and
     without ``compact`` every piece is a numpy array (torch is not imported); with
-    ``compact`` (a DataLoader worker) the pieces are tensors over the same numbers.
+    ``compact`` (a DataLoader worker) the pieces are tensors over the same numbers, unless
+    ``tensors=False`` (a worker of a process pool, which sends numpy arrays).
     """
     try:
         rgb = None
@@ -170,7 +172,7 @@ def prepare_item(item, size: int, compact: bool = True, want_rgb: bool = True, n
                 rgb = np.rint(r * 65535.0).astype(np.uint16).view(np.int16)
             del r
         Lq = Lq.view(np.int16)
-        if compact or not numpy:  # tensors share memory with the main process
+        if (compact and tensors) or not numpy:  # tensors share memory with the main process
             import torch
 
             Lq = torch.from_numpy(Lq)

@@ -105,6 +105,14 @@ def test_a_plain_colorize_on_the_cpu_never_imports_torch(tmp_path, tiny_ckpt, ti
     out = tmp_path / "out" / "one.png"
     assert out.is_file()
     assert read_metadata(out).get("runtime") == "onnxruntime"
+    # a folder, decoded by worker processes, and with a colour input: still no torch
+    tiny_image("in/two.png", size=(64, 48), mode="RGB")
+    tiny_image("in/three.png", size=(40, 70), mode="L", seed=3)
+    r = _cli(["colorize", one.parent, "--out", tmp_path / "folder", "--model", tiny_ckpt, "--format", "png",
+              "--run-dir", tmp_path / "runf", "--device", "cpu", "-j", "1", "--json"], env, block_torch=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(f.name for f in (tmp_path / "folder").iterdir() if not f.name.startswith(".")) == \
+        ["one.png", "three.png", "two.png"]
     # the same guard stops a run that would need torch: the guard is real
     r = _cli(["colorize", one, "--out", tmp_path / "out2", "--model", tiny_ckpt, "--runtime", "torch",
               "--run-dir", tmp_path / "run2"], env, block_torch=True)

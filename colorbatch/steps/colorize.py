@@ -95,6 +95,24 @@ def _worker_init(_):
     torch.set_num_threads(1)
 
 
+_POOL_CHUNK: dict = {}  # the items a process pool's forked workers decode (inherited, not sent)
+
+
+def _pool_init():
+    import signal
+
+    # as _worker_init, without torch: Ctrl-C is the main process's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool_prepare(i: int) -> dict:
+    """In a forked worker: prepare item ``i`` of the chunk as the main process would (numpy)."""
+    from colorbatch.prepare import prepare_item
+
+    c = _POOL_CHUNK
+    return prepare_item(c["items"][i], c["size"], compact=True, want_rgb=c["want_rgb"], numpy=True, tensors=False)
+
+
 class _ChunkDataset:
     """Map-style dataset over one chunk of items (decoded in workers)."""
 
@@ -280,12 +298,15 @@ class ColorizeStep(Step):
             for item in chunk:
                 yield item, prepare_item(item, size, compact=False, want_rgb=self.want_rgb, numpy=numpy)
             return
-        import torch
-        from torch.utils.data import DataLoader
-
         from colorbatch import kernels
 
         kernels.wait_warm()  # forked workers inherit the kernels (the first chunk's forks before they load)
+        if numpy:  # onnxruntime: decoding workers without torch (a process pool)
+            yield from self._prepared_in_pool(chunk, todo, workers)
+            return
+        import torch
+        from torch.utils.data import DataLoader
+
         loader = DataLoader(
             _ChunkDataset([chunk[i] for i in todo], size, want_rgb=self.want_rgb, numpy=numpy),
             batch_size=None,
@@ -302,6 +323,37 @@ class ColorizeStep(Step):
             else:
                 yield item, next(results)
 
+
+    def _prepared_in_pool(self, chunk, todo, workers):
+        """:meth:`_prepared` for runs on onnxruntime: forked worker processes (a
+        ``ProcessPoolExecutor``) decode and resize the chunk's files, at most two per worker
+        ahead, so the run never imports torch. The items reach the workers by the fork."""
+        import multiprocessing
+        from collections import deque
+        from concurrent.futures import ProcessPoolExecutor
+
+        from colorbatch.colorizer import prepare_item
+
+        _POOL_CHUNK.clear()
+        _POOL_CHUNK.update(items=[chunk[i] for i in todo], size=self.options.size, want_rgb=self.want_rgb)
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_pool_init)
+        ahead: deque = deque()
+        sent = 0
+        try:
+            for item in chunk:
+                if item.L is not None:
+                    yield item, prepare_item(item, self.options.size, compact=False, want_rgb=self.want_rgb,
+                                             numpy=True)
+                    continue
+                while sent < len(todo) and len(ahead) < 2 * workers:
+                    ahead.append(pool.submit(_pool_prepare, sent))
+                    sent += 1
+                yield item, ahead.popleft().result()
+        finally:
+            for f in ahead:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            _POOL_CHUNK.clear()
 
     def _process(self, chunk):
         """Batches through the network; recombination of batch k (in a helper
