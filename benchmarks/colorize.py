@@ -238,6 +238,9 @@ def main(argv=None):
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--encoder", default="efficientnet-lite0")
+    ap.add_argument("--model", default=None,
+                    help="a checkpoint to measure instead of an untrained model of --encoder ('default': the one "
+                         "colorize picks, e.g. the shipped default with its classify head and hint inputs)")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads for (a) and (c), OMP_NUM_THREADS cap for (b) (default: the free cores, as the pipeline; "
@@ -293,9 +296,17 @@ def main(argv=None):
             full = (im.height, im.width)
         mp = sum(Image.open(p).width * Image.open(p).height for p in inputs) / len(inputs) / 1e6
         shape = net_shape(*full, args.size)
-        torch.manual_seed(0)
-        model = build_model(args.encoder, "none").eval()
-        ckpt = save_checkpoint(tmp / "model.safetensors", model, {"benchmark": True})
+        if args.model:  # a real checkpoint (e.g. the shipped default: classify head, hint inputs)
+            from colorbatch.models.checkpoint import discover_model, load_checkpoint
+
+            ckpt = discover_model(None if args.model == "default" else args.model)
+            model, meta = load_checkpoint(ckpt, device="cpu")
+            model = model.eval()
+            args.encoder = f"{(meta.get('model') or {}).get('encoder', '?')} ({Path(ckpt).name})"
+        else:
+            torch.manual_seed(0)
+            model = build_model(args.encoder, "none").eval()
+            ckpt = save_checkpoint(tmp / "model.safetensors", model, {"benchmark": True})
         print(f"{len(inputs)} images, {mp:.2f} MP on average; network input {shape} (size {args.size}); "
               f"encoder {args.encoder}; {cpu_cores()} cores, {threads} torch threads", flush=True)
 
