@@ -42,6 +42,12 @@ def pick_device(name: str | None = "auto"):
     return torch.device(name)
 
 
+def device_type(device) -> str:
+    """``cpu``, ``cuda``, ``mps``...: the kind of a device given as a name (``cuda:1``), a
+    :class:`CpuDevice` or a ``torch.device``, without importing torch."""
+    return str(getattr(device, "type", device)).split(":", 1)[0]
+
+
 class CpuDevice:
     """The CPU, named without importing torch: what a run on onnxruntime uses (``.type``
     is ``"cpu"`` as on a ``torch.device``; torch code takes ``torch.device(str(d))``)."""

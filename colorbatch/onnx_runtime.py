@@ -89,7 +89,9 @@ def resolve_runtime(path, runtime: str = "auto", device="cpu") -> str:
         if env not in ("torch", "onnxruntime"):
             raise ColorbatchError(f"{RUNTIME_ENV}={env!r}: use torch or onnxruntime (or unset it for auto)")
         return env
-    if str(getattr(device, "type", device)).split(":", 1)[0] != "cpu":
+    from colorbatch.device import device_type
+
+    if device_type(device) != "cpu":
         return "torch"
     return "onnxruntime" if installed("onnxruntime") and installed("onnx") else "torch"
 

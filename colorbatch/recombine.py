@@ -50,7 +50,9 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
     loaded, else the torch tables (:func:`compose_full_cpu`); on other devices torch
     in row tiles.
     """
-    if str(getattr(device, "type", device)).split(":", 1)[0] == "cpu":
+    from colorbatch.device import device_type
+
+    if device_type(device) == "cpu":
         from colorbatch import kernels
 
         if kernels.ready():  # loaded (colorize loads them for more than one image)

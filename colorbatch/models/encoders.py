@@ -279,9 +279,6 @@ def lite_taps(variant: int) -> tuple[int, ...]:
     return tuple(ends[i] for i in (0, 1, 2, 4, 6))
 
 
-LITE0_TAPS = lite_taps(0)
-
-
 def lite_weights_file(variant: int = 0) -> Path:
     import importlib
 
@@ -296,10 +293,6 @@ def lite_weights_file(variant: int = 0) -> Path:
             "or pass encoder_weights = \"none\" or a .pth/.safetensors path"
         ) from None
     return Path(holder.get_model_file_path())
-
-
-def lite0_weights_file() -> Path:
-    return lite_weights_file(0)
 
 
 def _same_pad(k: int, s: int):
@@ -383,10 +376,6 @@ def _lite_classes():
             return out
 
     return Lite
-
-
-def _lite0_classes():
-    return _lite_classes()
 
 
 def build_efficientnet_lite(variant: int, weights: str = "imagenet", freeze: bool = True):

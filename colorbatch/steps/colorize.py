@@ -81,7 +81,7 @@ def _identity(x):
 
 def _pixels(Lq) -> int:
     """Pixels of a prepared L* (a numpy array on onnxruntime, a tensor from a worker)."""
-    return int(Lq.size) if hasattr(Lq, "ndim") and not hasattr(Lq, "numel") else int(Lq.numel())
+    return int(Lq.shape[0]) * int(Lq.shape[1])
 
 
 def _worker_init(_):
@@ -163,7 +163,7 @@ class ColorizeStep(Step):
             from colorbatch.onnx_runtime import model_id, require_onnxruntime, uses_onnxruntime
 
             self.model_path = discover_model(options.model or ctx.state.checkpoint)
-            if options.runtime == "onnxruntime" or uses_onnxruntime(self.model_path, options.runtime, self.device):
+            if uses_onnxruntime(self.model_path, options.runtime, self.device):
                 require_onnxruntime()  # one line naming the extra, before any work
             ctx.state.model_id = self._with_chroma(model_id(self.model_path))
             ctx.state.model = str(self.model_path)
