@@ -172,9 +172,16 @@ class ImageOutput:
                     "(recipe: overwrite = true) to replace it"
                 )
 
-    def write(self, item) -> Path:
-        from colorbatch.images import write_image
+    #: the save step may run :meth:`PendingWrite.run` in a background thread (see
+    #: :meth:`colorbatch.steps.save.SaveStep.run`); an output without it is written in order
+    #: in the main thread
+    background = True
 
+    def begin(self, item) -> "PendingWrite":
+        """The main thread's part of writing ``item``: the checks (an input is never an
+        output, conflicts, two inputs for one output), stale temporary files, the
+        provenance. The file itself is written by :meth:`PendingWrite.run` (any thread),
+        and recorded by :meth:`finish` (the main thread, in order)."""
         rel = self.relative_output(item)
         target = self.out / rel
         self.check_target(item, target, rel)
@@ -184,7 +191,6 @@ class ImageOutput:
 
             clean_stale_temps(folder)
             self.cleaned.add(folder)
-        pixels = self._pixels(item)
         signature = self.item_signature(item)
         metadata = {
             "colorbatch": self.version,
@@ -196,13 +202,53 @@ class ImageOutput:
             metadata["hints"] = signature["hints"]
         if item.meta.get("runtime"):
             metadata["runtime"] = item.meta["runtime"]  # what ran the network (torch, onnxruntime)
-        write_image(target, pixels, fmt=self.fmt, metadata=metadata, quality=self.options.quality)
-        self.written[rel] = item.id
-        self.manifest.add(item.id, item.path, rel, self.model_id(), signature)
-        return target
+        self.written[rel] = item.id  # claimed now: a later item of this run may not take it
+        return PendingWrite(self, item, rel, target, signature, metadata)
+
+    def finish(self, job: "PendingWrite", error: BaseException | None = None) -> None:
+        """Record a written file in the manifest; after a failed write, release its name."""
+        if error is not None:
+            if self.written.get(job.rel) == job.item.id:
+                del self.written[job.rel]
+            return
+        self.manifest.add(job.item.id, job.item.path, job.rel, self.model_id(), job.signature)
+
+    def write(self, item) -> Path:
+        job = self.begin(item)
+        try:
+            job.run()
+        except BaseException as exc:
+            self.finish(job, exc)
+            raise
+        self.finish(job)
+        return job.target
 
     def close(self) -> None:
         self.manifest.close()
+
+
+@dataclass
+class PendingWrite:
+    """One output being written: :meth:`run` encodes and writes the file atomically; it
+    touches nothing shared, so it may run in a background thread."""
+
+    output: ImageOutput
+    item: Any
+    rel: str
+    target: Path
+    signature: dict
+    metadata: dict
+
+    def pixels(self) -> int:
+        out = self.item.output
+        return int(out.shape[0]) * int(out.shape[1]) if out is not None else 0
+
+    def run(self) -> Path:
+        from colorbatch.images import write_image
+
+        o = self.output
+        write_image(self.target, o._pixels(self.item), fmt=o.fmt, metadata=self.metadata, quality=o.options.quality)
+        return self.target
 
 
 IMAGE = OutputDef(

@@ -26,7 +26,9 @@ def model_path(tmp_path_factory):
     return tiny_model(tmp_path_factory.mktemp("model"))
 
 
-def _inputs(folder, n=6):
+def _inputs(folder, n=16):
+    # more than the save step's writes in flight (colorbatch.steps.save.WRITE_AHEAD): the
+    # first "saved" event, where the driver signals, then comes while workers still decode
     for i in range(n):
         save_tiny_image(folder / f"p{i}.png", mode="L", seed=i)
     return folder

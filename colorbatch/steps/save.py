@@ -6,6 +6,11 @@ rerun skips finished items (``overwrite = true`` redoes them). An input is
 never overwritten: an output folder equal to an input folder is refused unless
 a ``format`` changes the names, and each write that would land on its input,
 or on a file colorbatch did not write inside an input folder, fails that item.
+
+Images are encoded and written in a background thread while the stream produces the
+next items (the network of the next batch runs meanwhile): the checks run in the main
+thread before, the manifest record and the ``saved`` event after, item by item in
+order, so a bad item still fails alone and a stopped run records every file it wrote.
 """
 from __future__ import annotations
 
@@ -15,8 +20,12 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from colorbatch.errors import ColorbatchError, ItemError
+from colorbatch.errors import ColorbatchError, ItemError, StepError
 from colorbatch.steps import ItemStep, StepDef
+
+#: writes in flight at most (items, and their pixels), beyond which the stream waits
+WRITE_AHEAD = 8
+WRITE_AHEAD_PIXELS = 16_000_000
 
 
 class Options(BaseModel):
@@ -28,6 +37,16 @@ class Options(BaseModel):
     )
     overwrite: bool = Field(False, description="Redo outputs the manifest says are finished.")
     quality: int = Field(95, ge=1, le=100, description="JPEG / WebP quality (1-100).")
+
+
+def _excess(pixels: list) -> int:
+    """How many of the oldest writes in flight (``pixels`` each) must finish before the
+    stream goes on: at most :data:`WRITE_AHEAD` stay, and :data:`WRITE_AHEAD_PIXELS`
+    unless a single write is bigger."""
+    n = 0
+    while len(pixels) - n > 1 and (len(pixels) - n > WRITE_AHEAD or sum(pixels[n:]) > WRITE_AHEAD_PIXELS):
+        n += 1
+    return n
 
 
 def _source_roots(ctx) -> list[Path]:
@@ -155,7 +174,9 @@ class SaveStep(ItemStep):
         return bool(self.output_for(item.kind).is_done(item))
 
     def process(self, item):
-        path = self.output_for(item.kind).write(item)
+        return self._saved(item, self.output_for(item.kind).write(item))
+
+    def _saved(self, item, path):
         if path is not None:
             self.ctx.event(
                 "saved",
@@ -163,7 +184,64 @@ class SaveStep(ItemStep):
             )
         return item
 
+    def run(self, items):
+        """:meth:`ItemStep.run` with the writing of images overlapped (see the module's note)."""
+        from collections import deque
+
+        pending: deque = deque()  # (item, PendingWrite, future), oldest first
+        try:
+            for item in items:
+                if item.is_marker:
+                    yield from self._finished(pending, wait=len(pending))
+                    yield item
+                    continue
+                try:
+                    out = self.output_for(item.kind)
+                    job = out.begin(item) if getattr(out, "background", False) else None
+                except (KeyboardInterrupt, StepError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - this item only, reported in order
+                    yield from self._finished(pending, wait=len(pending))
+                    self.ctx.fail(item, exc, self.cfg)
+                    continue
+                if job is None:  # an output that writes in order (a plugin's)
+                    yield from self._finished(pending, wait=len(pending))
+                    yield from super().run([item])
+                    continue
+                pending.append((item, job, self._writer().submit(job.run)))
+                yield from self._finished(pending, wait=_excess([j.pixels() for _, j, _ in pending]))
+            yield from self._finished(pending, wait=len(pending))
+        finally:  # stopped early (Ctrl-C, an error downstream): record what was written
+            for _ in self._finished(pending, wait=len(pending)):
+                pass
+
+    def _finished(self, pending, wait: int):
+        """Finish the oldest writes: the first ``wait`` of them, waiting for each, then any
+        already done; record each (or report its failure) and yield its item."""
+        while pending and (wait > 0 or pending[0][2].done()):
+            item, job, fut = pending.popleft()
+            wait -= 1
+            error = fut.exception()
+            job.output.finish(job, error)
+            if error is None:
+                yield self._saved(item, job.target)
+            elif isinstance(error, (KeyboardInterrupt, StepError)):
+                raise error
+            else:
+                self.ctx.fail(item, error, self.cfg)
+
+    def _writer(self):
+        if getattr(self, "_executor", None) is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="colorbatch-save")
+        return self._executor
+
     def close(self) -> None:
+        ex = getattr(self, "_executor", None)
+        if ex is not None:
+            ex.shutdown(wait=True)
+            self._executor = None
         for out in self.outputs.values():
             out.close()
 
