@@ -3,6 +3,7 @@
     python benchmarks/colorize.py FOLDER [--size 256] [--batch-size 8] [--encoder efficientnet-lite0]
                                   [--megapixels 2] [--limit 24] [--naive-limit 6] [--huge]
                                   [--floor-runs 3] [--pipeline-runs 1] [--kernels on|off|auto]
+                                  [--baseline REV]
 
 FOLDER holds images (JPEG photos). With ``--megapixels M`` each is first
 upscaled to about M megapixels (photos for the targets are 1-3 MP; small
@@ -23,6 +24,10 @@ Measures images/s for
       resize of a*b* and lab2rgb at full resolution, PIL save,
 plus the peak resident memory of the pipeline process, the decoder/encoder cost
 ratio, and with ``--huge`` the peak memory for one 50-megapixel gray image.
+``--baseline REV`` also runs the pipeline of the git revision REV (its ``colorbatch``
+package, from ``git archive``) in turns with this checkout's, the same number of runs,
+against the same limit: a before/after comparison from one run on a busy machine (the
+peak RSS is then the larger of the two).
 The last line is one JSON object (with ``io_floor_img_s`` and ``limit_img_s``).
 """
 from __future__ import annotations
@@ -116,8 +121,25 @@ def flops_ratio(model, shape):
         return enc / 1e9, fc.get_total_flops() / 1e9
 
 
-def bench_pipeline(inputs_dir, ckpt, args, out_dir):
-    """Run `colorbatch colorize`; returns (summary, wall seconds, steady-state img/s).
+def baseline_tree(rev: str, dest: Path) -> Path:
+    """The ``colorbatch`` package of git revision ``rev`` of this checkout, under ``dest``
+    (put first on PYTHONPATH, it stands in for the installed one)."""
+    import io
+    import tarfile
+
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", rev, "colorbatch"], capture_output=True)
+    if r.returncode:
+        raise SystemExit(f"--baseline {rev}: {r.stderr.decode(errors='replace').strip()}")
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+    return dest
+
+
+def bench_pipeline(inputs_dir, ckpt, args, out_dir, pythonpath: Path | None = None):
+    """Run `colorbatch colorize` (the package under ``pythonpath`` when given); returns
+    (summary, wall seconds, steady-state img/s).
 
     The steady-state rate comes from the "saved" events: images saved after the
     first batch, over the time since the first batch was saved (start-up,
@@ -131,6 +153,8 @@ def bench_pipeline(inputs_dir, ckpt, args, out_dir):
         cmd += ["--workers", str(args.workers)]
     cmd += ["--runtime", args.runtime]
     env = {**os.environ, "COLORBATCH_NO_PLUGINS": "1"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(x for x in (str(pythonpath), env.get("PYTHONPATH")) if x)
     if args.kernels != "auto":  # on: the fused kernels even for a short run (a long run's steady state)
         env["COLORBATCH_KERNELS"] = "1" if args.kernels == "on" else "0"
     t0 = time.perf_counter()
@@ -260,6 +284,8 @@ def main(argv=None):
                     help="fused CPU kernels in the pipeline: on (default: as in a long run, even for few "
                          "images), off (the torch reference path), auto (colorize's own choice: not "
                          "for runs under 48 images)")
+    ap.add_argument("--baseline", metavar="REV", default=None,
+                    help="also run the pipeline of this git revision (e.g. HEAD~1), in turns with the checkout's")
     args = ap.parse_args(argv)
 
     import torch
@@ -325,11 +351,20 @@ def main(argv=None):
             print(f"    model alone on onnxruntime (what the pipeline runs): {model_img_s:.2f} img/s "
                   f"({model_img_s / torch_model_img_s:.2f}x torch)", flush=True)
 
-        runs = []
+        runs, base_runs = [], []
+        base = baseline_tree(args.baseline, tmp / "baseline") if args.baseline else None
         for r in range(max(1, args.pipeline_runs)):
-            runs.append(bench_pipeline(tmp / "in", ckpt, args, tmp / f"out{r}") + (peak_child_rss_mb(),))
+            order = [None, base] if r % 2 == 0 else [base, None]  # in turns, each first in every other round
+            for path in order:
+                if path is None:
+                    runs.append(bench_pipeline(tmp / "in", ckpt, args, tmp / f"out{r}") + (peak_child_rss_mb(),))
+                elif base is not None:
+                    base_runs.append(bench_pipeline(tmp / "in", ckpt, args, tmp / f"base{r}", base)[2])
         runs.sort(key=lambda x: x[2])
         summary, wall, pipeline_img_s, peak = runs[len(runs) // 2]
+        import statistics
+
+        base_img_s = statistics.median(base_runs) if base_runs else None
         if len(inputs) < 4 * args.batch_size:
             print(f"note: {len(inputs)} images are fewer than 4 batches of {args.batch_size}: the steady state "
                   "is then the last batch or two and reads too high (use --limit/--copies for 48 or more)",
@@ -348,6 +383,10 @@ def main(argv=None):
               flush=True)
         print(f"pipeline / limit = {pipeline_img_s / limit_img_s:.2f} (target >= 0.5); "
               f"pipeline / floor = {pipeline_img_s / floor_img_s:.2f}", flush=True)
+        if base_img_s is not None:
+            print(f"baseline {args.baseline}: steady state {base_img_s:.2f} img/s (runs {', '.join(f'{x:.2f}' for x in base_runs)}); "
+                  f"baseline / limit = {base_img_s / limit_img_s:.2f}; this checkout / baseline = "
+                  f"{pipeline_img_s / base_img_s:.2f}", flush=True)
 
         torch.set_num_threads(threads)
         naive_files = inputs[: args.naive_limit]
@@ -374,6 +413,10 @@ def main(argv=None):
             "decoder_flops_ratio": round(gflop_dec / gflop_enc, 3),
             "decoder_time_ratio": round(dec_time_ratio, 3),
         }
+        if base_img_s is not None:
+            result.update(baseline=args.baseline, baseline_pipeline_img_s=round(base_img_s, 3),
+                          baseline_over_limit=round(base_img_s / limit_img_s, 3),
+                          pipeline_over_baseline=round(pipeline_img_s / base_img_s, 3))
         if args.huge:
             h = huge_rss(ckpt, args.size, tmp)
             print(f"50 MP gray image: {h['ok']} ok in {h['seconds']:.1f} s, peak RSS {h['peak_rss_mb']:.0f} MB "
