@@ -16,7 +16,10 @@ on the weights):
       batch size in --model-batches; the best is reported;
   (b) the pipeline: ``colorbatch colorize --device DEVICE`` from generated JPEGs
       (quality 92, about --megapixels each) to files, in a subprocess; steady state
-      from its events (images saved after the first batch), and overall;
+      from its events (images saved after the first batch), and overall; how many
+      outputs were encoded on the GPU (the ``saved`` events say so); then (unless
+      ``--no-cpu-encode-run``) once more with ``COLORBATCH_GPU_ENCODE=0``, the CPU
+      encoding every JPEG, for the difference the device encoder makes;
   (m) peak GPU memory: the allocator's peak in the model benchmark and in the
       pipeline process (torch.cuda.max_memory_allocated, reported by the child at
       exit), and the device-wide peak sampled during the pipeline (mem_get_info,
@@ -161,7 +164,7 @@ class _MemSampler(threading.Thread):
         self.join(timeout=2)
 
 
-def bench_pipeline(inputs_dir: Path, ckpt: Path, out_dir: Path, args, device):
+def bench_pipeline(inputs_dir: Path, ckpt: Path, out_dir: Path, args, device, env_extra=None):
     """Run ``colorbatch colorize`` in a subprocess; returns a dict of figures."""
     run_dir = out_dir.parent / (out_dir.name + "-run")
     cmd = [sys.executable, "-c", _CHILD, "colorize", str(inputs_dir), "--out", str(out_dir), "--model", str(ckpt),
@@ -169,7 +172,7 @@ def bench_pipeline(inputs_dir: Path, ckpt: Path, out_dir: Path, args, device):
            "--run-dir", str(run_dir)]
     if args.workers is not None:
         cmd += ["--workers", str(args.workers)]
-    env = {**os.environ, "COLORBATCH_NO_PLUGINS": "1"}
+    env = {**os.environ, "COLORBATCH_NO_PLUGINS": "1", **(env_extra or {})}
     sampler = None
     base = 0.0
     if device.type == "cuda":
@@ -187,8 +190,8 @@ def bench_pipeline(inputs_dir: Path, ckpt: Path, out_dir: Path, args, device):
     if r.returncode not in (0, 1):
         raise SystemExit(f"pipeline failed ({r.returncode}): {r.stderr[-3000:]}")
     summary = json.loads(r.stdout)
-    times = sorted(json.loads(line)["t"] for line in (run_dir / "events.jsonl").read_text().splitlines()
-                   if '"saved"' in line)
+    saved = [e for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines()) if e["event"] == "saved"]
+    times = sorted(e["t"] for e in saved)
     b = min(args.batch_size, len(times) - 1)
     steady = (len(times) - b) / (times[-1] - times[b - 1]) if b >= 1 and times[-1] > times[b - 1] else float("nan")
     peak = {}
@@ -200,6 +203,7 @@ def bench_pipeline(inputs_dir: Path, ckpt: Path, out_dir: Path, args, device):
         "steady_img_s": steady, "overall_img_s": (summary.get("ok") or 0) / wall,
         "peak_alloc_mb": peak.get("alloc_mb"), "peak_reserved_mb": peak.get("reserved_mb"),
         "peak_device_mb": (sampler.peak - base) if sampler is not None else None,
+        "encoded_on_device": sum(1 for e in saved if e.get("encoded") == "device"),
     }
 
 
@@ -218,6 +222,8 @@ def main(argv=None):
     ap.add_argument("--model-seconds", type=float, default=5.0)
     ap.add_argument("--encoder", default="efficientnet-lite0")
     ap.add_argument("--workers", type=int, default=None, help="the pipeline's decoding workers (default: its own)")
+    ap.add_argument("--no-cpu-encode-run", action="store_true",
+                    help="skip the second pipeline run with COLORBATCH_GPU_ENCODE=0 (JPEGs encoded by the CPU)")
     args = ap.parse_args(argv)
     t_start = time.perf_counter()
 
@@ -275,7 +281,14 @@ def main(argv=None):
             mem += f", device-wide {p['peak_device_mb']:.0f} MB"
         print(f"(b) pipeline files->files, --batch-size {args.batch_size}: {p['ok']} ok, {p['failed']} failed; "
               f"steady state {p['steady_img_s']:.1f} img/s; {p['overall_img_s']:.1f} img/s overall "
-              f"({p['wall_s']:.1f} s with start-up){mem}", flush=True)
+              f"({p['wall_s']:.1f} s with start-up){mem}; {p['encoded_on_device']} outputs encoded on the GPU",
+              flush=True)
+        q = None
+        if not args.no_cpu_encode_run:
+            q = bench_pipeline(tmp / "in", ckpt, tmp / "out-cpu-encode", args, device, {"COLORBATCH_GPU_ENCODE": "0"})
+            print(f"(b') the same, JPEGs encoded by the CPU (COLORBATCH_GPU_ENCODE=0): steady state "
+                  f"{q['steady_img_s']:.1f} img/s; {q['overall_img_s']:.1f} img/s overall; "
+                  f"{q['encoded_on_device']} outputs encoded on the GPU", flush=True)
         print(f"pipeline / model = {p['steady_img_s'] / rates[best_b]:.3f}; target on an H200: >= 1000 img/s "
               f"files to files at 2 MP, --size 256", flush=True)
         result = {
@@ -289,6 +302,9 @@ def main(argv=None):
             "pipeline_batch_size": args.batch_size, "pipeline_ok": p["ok"], "pipeline_failed": p["failed"],
             "pipeline_peak_gpu_alloc_mb": _r(p["peak_alloc_mb"]), "pipeline_peak_gpu_reserved_mb": _r(p["peak_reserved_mb"]),
             "pipeline_peak_gpu_device_mb": _r(p["peak_device_mb"]),
+            "pipeline_encoded_on_device": p["encoded_on_device"],
+            "pipeline_cpu_encode_img_s": _r(q["steady_img_s"], 2) if q else None,
+            "pipeline_cpu_encode_overall_img_s": _r(q["overall_img_s"], 2) if q else None,
             "seconds": round(time.perf_counter() - t_start, 1),
         }
     print(json.dumps(result))

@@ -8,8 +8,14 @@ one frame, no ICC profile to apply, no EXIF rotation, within the pixel limit); e
 other file, and any batch the GPU decoder refuses, goes through the CPU path
 (``cpu(items)``, the step's decoding workers), so results match the CPU path up to the
 JPEG decoders' rounding. The network input is the same antialiased resize as
-:func:`colorbatch.colorizer.resize_L01`; recombination then runs on the device
-(:func:`colorbatch.recombine.compose_full`).
+:func:`colorbatch.colorizer.resize_L01`. The quantised L* of a file decoded here stays on
+the device, and :func:`compose` recombines it there; the 8-bit result comes to the host
+through a pinned buffer (a non-blocking copy), and where the output will be a JPEG
+(:func:`device_jpeg_quality`) it is also encoded on the device (torchvision's
+``encode_jpeg``): the save step then writes those bytes with its EXIF provenance instead of
+encoding on the CPU (:class:`colorbatch.item.Encoded`). An encoder that fails makes the
+step warn once and leave encoding to the CPU for the rest of the run;
+``COLORBATCH_GPU_ENCODE=0`` leaves it to the CPU from the start.
 
 :func:`lq_from_rgb8_tensor` (any device) is the device form of
 :func:`colorbatch.kernels.lq_from_rgb8`; tests compare the two on the CPU.
@@ -24,14 +30,23 @@ GPU_BATCH = 32  # files per nvjpeg batch
 _TABLES: dict = {}
 
 
+def _switched_off(name: str) -> bool:
+    import os
+
+    return os.environ.get(name, "").strip().lower() in ("0", "off", "no", "false")
+
+
+def encode_wanted() -> bool:
+    """Whether JPEG outputs may be encoded on the device (``COLORBATCH_GPU_ENCODE=0``: no)."""
+    return not _switched_off("COLORBATCH_GPU_ENCODE")
+
+
 def wanted(device) -> bool:
     """True for a CUDA device (the only one this path serves) with torchvision's GPU
     JPEG decoder, unless ``COLORBATCH_GPU_DECODE=0``."""
-    import os
-
     import torch
 
-    if os.environ.get("COLORBATCH_GPU_DECODE", "").strip().lower() in ("0", "off", "no", "false"):
+    if _switched_off("COLORBATCH_GPU_DECODE"):
         return False
     try:
         from torchvision.io import decode_jpeg  # noqa: F401
@@ -135,7 +150,7 @@ def _prep(item, head: dict, img, size: int, want_rgb: bool) -> dict:
         notes.append("colour file whose channels are equal: a gray image stored as colour")
     Lq = lq_from_rgb8_tensor(img)
     small = _L01_small(Lq, net_shape(*Lq.shape, size))
-    lq16 = torch.where(Lq > 32767, Lq - 65536, Lq).to(torch.int16).cpu()  # uint16 bits, as prepare_item
+    lq16 = torch.where(Lq > 32767, Lq - 65536, Lq).to(torch.int16)  # uint16 bits, as prepare_item; stays here
     rgb = img[:3].permute(1, 2, 0).contiguous().cpu() if color and want_rgb else None
     item.notes[:] = notes
     item.meta.update(meta)
@@ -172,3 +187,64 @@ def _batch(part, size, device, want_rgb, cpu) -> dict:
             return {id(it): _prep(it, h, img, size, want_rgb) for (it, h), img in zip(part, imgs)}
     except Exception:  # noqa: BLE001 - a file nvjpeg refuses: this batch by the CPU path
         return {id(it): prep for it, prep in cpu(items)}
+
+
+def device_jpeg_quality(item_id: str, saves) -> int | None:
+    """The quality at which to encode ``item_id``'s output on the device: where the save
+    steps that follow (``saves``: their options; only save steps may follow, or nothing
+    is encoded) write it as a JPEG, at one quality; else None (the CPU encodes)."""
+    from colorbatch.outputs import output_suffix
+
+    qualities = {int(o.quality) for o in saves if output_suffix(item_id, o.format).lower() in (".jpg", ".jpeg")}
+    return qualities.pop() if len(qualities) == 1 else None
+
+
+def encode_jpeg_bytes(rgb, quality: int) -> bytes:
+    """(H, W, 3) uint8 tensor (on the GPU, or the CPU in tests) -> JPEG file bytes, by
+    torchvision's ``encode_jpeg`` (nvjpeg on CUDA)."""
+    from torchvision.io import encode_jpeg
+
+    data = encode_jpeg(rgb.permute(2, 0, 1).contiguous(), quality=int(quality))
+    return data.cpu().numpy().tobytes()
+
+
+def compose(Lq, pred, want_ab: bool = False, quality: int | None = None):
+    """Recombination of an image whose quantised L* is on the device (``Lq``: (H, W) int16
+    holding uint16 bits, as :func:`_prep` leaves it) with its prediction ``pred`` ((2, h, w)
+    a*b*/128), as :func:`colorbatch.recombine.compose_full` does on a device, without the
+    L* coming back from the host.
+
+    Returns ``(rgb, ab, jpeg)``: uint8 H x W x 3 on the host (pinned memory on CUDA, copied
+    without blocking), a*b* H x W x 2 float32 when ``want_ab`` (else None), and with a
+    ``quality`` the JPEG bytes encoded on the device, or the exception the encoder raised
+    (the caller falls back to the CPU's encoding), else None.
+    """
+    import torch
+
+    from colorbatch.recombine import device_tiles
+
+    dev = Lq.device
+    H, W = Lq.shape
+    with torch.inference_mode():
+        rgb = torch.empty((H, W, 3), dtype=torch.uint8, device=dev)
+        ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
+
+        def L_rows(y0, y1):
+            return Lq[y0:y1].to(torch.int32).bitwise_and_(0xFFFF).float().div_(L_SCALE)
+
+        for y0, y1, tile, ab in device_tiles(L_rows, pred.to(device=dev), H, W):
+            rgb[y0:y1] = tile
+            if want_ab:
+                ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
+        cuda = dev.type == "cuda"
+        host = torch.empty((H, W, 3), dtype=torch.uint8, pin_memory=cuda)
+        host.copy_(rgb, non_blocking=cuda)
+        jpeg = None
+        if quality is not None:
+            try:
+                jpeg = encode_jpeg_bytes(rgb, quality)
+            except Exception as exc:  # noqa: BLE001 - the CPU encodes instead
+                jpeg = exc
+        if cuda:
+            torch.cuda.current_stream(dev).synchronize()  # the copy to the host is complete
+    return host.numpy(), ab_full, jpeg

@@ -44,6 +44,58 @@ def _to_uint8(array) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def _exif(metadata: dict | None) -> bytes:
+    """The EXIF block (``Exif\\0\\0`` + TIFF data) JPEG and WebP outputs carry: Software =
+    colorbatch's version, ImageDescription = the provenance as JSON."""
+    from PIL import Image
+
+    from colorbatch import __version__
+
+    exif = Image.Exif()
+    exif[0x0131] = f"colorbatch {__version__}"
+    if metadata:
+        exif[0x010E] = json.dumps(metadata, default=str, sort_keys=True)
+    return exif.tobytes()
+
+
+def jpeg_written_as(path, array, fmt: str | None) -> bool:
+    """Whether :func:`write_image` writes ``array`` to ``path`` as a JPEG whose pixels are
+    ``array`` itself (uint8 H x W x 3, no conversion): then a JPEG of the same pixels and
+    quality encoded elsewhere (on the GPU) stands in for its encoding, with the same
+    EXIF (:func:`write_encoded_jpeg`)."""
+    try:
+        if format_for(Path(path), fmt) != "JPEG":
+            return False
+    except ColorbatchError:
+        return False
+    arr = np.asarray(array) if array is not None else None
+    return arr is not None and arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[-1] == 3
+
+
+def with_exif(jpeg: bytes, metadata: dict | None) -> bytes:
+    """A JPEG file's bytes with the EXIF block :func:`write_image` writes (an APP1 segment
+    after the SOI marker and a JFIF APP0 segment, where Pillow puts it). Raises ValueError
+    for bytes that are not a JPEG or an EXIF block too big for one segment."""
+    payload = _exif(metadata)
+    if jpeg[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG (no SOI marker)")
+    if len(payload) + 2 > 0xFFFF:
+        raise ValueError("EXIF block too big for one APP1 segment")
+    at = 2
+    if jpeg[2:4] == b"\xff\xe0":  # JFIF APP0 first, as Pillow writes it
+        at = 4 + int.from_bytes(jpeg[4:6], "big")
+    app1 = b"\xff\xe1" + (len(payload) + 2).to_bytes(2, "big") + payload
+    return jpeg[:at] + app1 + jpeg[at:]
+
+
+def write_encoded_jpeg(path, jpeg: bytes, *, metadata: dict | None = None) -> Path:
+    """Write an already encoded JPEG (a GPU's) as :func:`write_image` writes one: with its
+    EXIF provenance (:func:`with_exif`), atomically."""
+    from colorbatch.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(Path(path), with_exif(bytes(jpeg), metadata), fsync=True)
+
+
 def write_image(
     path,
     array,
@@ -84,11 +136,7 @@ def write_image(
         # the default 6) for files ~10% larger; level 1 is no faster
         kwargs.update(pnginfo=info, optimize=False, compress_level=2)
     elif pil_format in ("JPEG", "WEBP"):
-        exif = Image.Exif()
-        exif[0x0131] = software
-        if description:
-            exif[0x010E] = description
-        kwargs.update(exif=exif.tobytes(), quality=int(quality))
+        kwargs.update(exif=_exif(metadata), quality=int(quality))
         if pil_format == "JPEG":
             kwargs.update(optimize=False)
     elif pil_format == "TIFF":

@@ -20,6 +20,9 @@ class Item:
     ``L``       H x W float32 L* (0..100) at full resolution.
     ``ab``      H x W x 2 float32 predicted a*b* at full resolution.
     ``output``  H x W x 3 uint8 (or H x W) array that ``save`` writes.
+    ``encoded`` an :class:`Encoded` form of ``output`` made where it was computed (a
+                JPEG from the GPU), which ``save`` writes instead of encoding again
+                when it is what it would write (see :mod:`colorbatch.image_write`).
 
     ``id`` is the item's path relative to its source root, in POSIX form; ``save``
     mirrors it under the output folder. ``kind`` selects the output writer.
@@ -36,6 +39,7 @@ class Item:
     meta: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
+    encoded: Any = None
 
     @property
     def is_marker(self) -> bool:
@@ -49,7 +53,19 @@ class Item:
 
     def drop_pixels(self) -> None:
         """Release the pixel arrays (after saving) so memory stays flat."""
-        self.rgb = self.L = self.ab = self.output = None
+        self.rgb = self.L = self.ab = self.output = self.encoded = None
+
+
+@dataclass
+class Encoded:
+    """``data``: a file's bytes in ``format`` (``"JPEG"``) at ``quality``, encoded from the
+    array ``pixels`` (the item's ``output`` at the time: a step that replaces the output
+    makes it stale, and save then encodes the new one itself)."""
+
+    format: str
+    quality: int
+    data: bytes
+    pixels: Any = None
 
 
 def flush_marker() -> Item:

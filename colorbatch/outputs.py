@@ -238,6 +238,7 @@ class PendingWrite:
     target: Path
     signature: dict
     metadata: dict
+    from_encoded: bool = False  # written from the item's Encoded bytes (encoded on the GPU)
 
     def pixels(self) -> int:
         out = self.item.output
@@ -247,8 +248,29 @@ class PendingWrite:
         from colorbatch.images import write_image
 
         o = self.output
+        if self.encoded() is not None:
+            from colorbatch.image_write import write_encoded_jpeg
+
+            try:
+                write_encoded_jpeg(self.target, self.item.encoded.data, metadata=self.metadata)
+                self.from_encoded = True
+                return self.target
+            except ValueError:  # not a JPEG we can add the EXIF to: encode here
+                pass
         write_image(self.target, o._pixels(self.item), fmt=o.fmt, metadata=self.metadata, quality=o.options.quality)
         return self.target
+
+    def encoded(self):
+        """The item's :class:`colorbatch.item.Encoded` where it is exactly what this write
+        would encode (a JPEG of the current output at this quality), else None."""
+        from colorbatch.image_write import jpeg_written_as
+
+        enc, out = getattr(self.item, "encoded", None), self.item.output
+        if enc is None or enc.format != "JPEG" or enc.pixels is not out or out is None:
+            return None
+        if int(enc.quality) != int(self.output.options.quality):
+            return None
+        return enc if jpeg_written_as(self.target, out, self.output.fmt) else None
 
 
 IMAGE = OutputDef(

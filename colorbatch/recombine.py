@@ -64,25 +64,37 @@ def compose_full(Lq, ab_small, device, want_ab: bool = True):
         return compose_full_cpu(Lq, ab_small, want_ab)
     import torch
 
-    from colorbatch.color import lab_to_srgb8_keep_L
-
     H, W = Lq.shape
     rgb = np.empty((H, W, 3), dtype=np.uint8)
     ab_full = np.empty((H, W, 2), dtype=np.float32) if want_ab else None
-    ab_small = ab_small.to(device=device, dtype=torch.float32) * 128.0
-    rows = max(1, TILE_PIXELS // max(1, W))
-    quant = Lq.dtype == np.uint16
-    for y0 in range(0, H, rows):
-        y1 = min(H, y0 + rows)
-        if quant:
-            L = u16_tensor(Lq[y0:y1]).to(device).float().div_(L_SCALE)
-        else:
-            L = torch.from_numpy(np.ascontiguousarray(Lq[y0:y1], dtype=np.float32)).to(device)
-        ab = upsample_rows(ab_small, H, W, y0, y1)
-        rgb[y0:y1] = lab_to_srgb8_keep_L(L, ab[0], ab[1]).cpu().numpy()
+
+    def L_rows(y0, y1):
+        if Lq.dtype == np.uint16:
+            return u16_tensor(Lq[y0:y1]).to(device).float().div_(L_SCALE)
+        return torch.from_numpy(np.ascontiguousarray(Lq[y0:y1], dtype=np.float32)).to(device)
+
+    for y0, y1, tile, ab in device_tiles(L_rows, ab_small.to(device=device), H, W):
+        rgb[y0:y1] = tile.cpu().numpy()
         if want_ab:
             ab_full[y0:y1] = ab.permute(1, 2, 0).cpu().numpy()
     return rgb, ab_full
+
+
+def device_tiles(L_rows, ab_small, H: int, W: int):
+    """The recombination on a device (torch), in row tiles of about :data:`TILE_PIXELS`:
+    yields ``(y0, y1, rgb, ab)``, the rows' uint8 sRGB (rows, W, 3) and upsampled a*b*
+    (2, rows, W) on ``ab_small``'s device. ``L_rows(y0, y1)``: those rows' float32 L*
+    there; ``ab_small``: (2, h, w) a*b*/128."""
+    import torch
+
+    from colorbatch.color import lab_to_srgb8_keep_L
+
+    ab_small = ab_small.to(dtype=torch.float32) * 128.0
+    rows = max(1, TILE_PIXELS // max(1, W))
+    for y0 in range(0, H, rows):
+        y1 = min(H, y0 + rows)
+        ab = upsample_rows(ab_small, H, W, y0, y1)
+        yield y0, y1, lab_to_srgb8_keep_L(L_rows(y0, y1), ab[0], ab[1]), ab
 
 
 def compose_full_kernel(Lq, ab_small, want_ab: bool):

@@ -168,6 +168,11 @@ class ColorizeStep(Step):
             ctx.state.model_id = self._with_chroma(model_id(self.model_path))
             ctx.state.model = str(self.model_path)
         only_save = bool(later) and all(d.writes_outputs for d in later)
+        # the CUDA path encodes JPEG outputs on the device for the save steps that follow
+        self.saves = [c.options for c in ctx.plan.steps if c.index > idx and c.stepdef.name == "save"] \
+            if only_save and all(d.name == "save" for d in later) else []
+        self.device_encode = True  # until the device's encoder fails once
+        self.encode_error = None
         self.keep_arrays = options.keep_arrays if options.keep_arrays is not None else not only_save
         from colorbatch.steps.colorize_hints import StepHints
 
@@ -417,6 +422,12 @@ class ColorizeStep(Step):
         while pending and (len(pending) > keep or sum(p for _, _, p in pending) > self.options.max_batch_pixels):
             item, fut, _ = pending.popleft()
             error = fut.result()
+            if self.encode_error is not None and not getattr(self, "_encode_warned", False):
+                self._encode_warned = True
+                from colorbatch.errors import one_line
+
+                self.ctx.warn(f"encoding JPEGs on the GPU failed ({one_line(self.encode_error)}); "
+                              "the CPU encodes them for the rest of this run")
             if error is not None:
                 self.ctx.fail(item, error)
                 continue
@@ -431,8 +442,13 @@ class ColorizeStep(Step):
         from colorbatch.colorizer import L_SCALE, unpack_L, unpack_rgb
 
         try:
-            Lq = unpack_L(prep.pop("Lq"))
-            rgb, ab = self.colorizer.recombine(Lq, pred, want_ab=self.keep_arrays)
+            Lq = prep.pop("Lq")
+            if getattr(Lq, "is_cuda", False):  # decoded on the GPU: L* is there (gpu_pipeline)
+                rgb, ab = self._compose_on_device(item, Lq, pred)
+                Lq = Lq.cpu().numpy().view(np.uint16) if self.keep_arrays else None
+            else:
+                Lq = unpack_L(Lq)
+                rgb, ab = self.colorizer.recombine(Lq, pred, want_ab=self.keep_arrays)
             if self.keep_arrays:
                 item.L = Lq.astype(np.float32)
                 item.L /= L_SCALE
@@ -451,6 +467,23 @@ class ColorizeStep(Step):
             return None
         except Exception as exc:  # noqa: BLE001 - reported by the main thread
             return exc
+
+    def _compose_on_device(self, item, Lq, pred):
+        """:func:`colorbatch.gpu_pipeline.compose`, with the output encoded on the device
+        where the save steps write it as a JPEG (until the encoder fails once)."""
+        from colorbatch import gpu_pipeline
+        from colorbatch.item import Encoded
+
+        quality = None
+        if self.device_encode and gpu_pipeline.encode_wanted():
+            quality = gpu_pipeline.device_jpeg_quality(item.id, self.saves)
+        rgb, ab, jpeg = gpu_pipeline.compose(Lq, pred, want_ab=self.keep_arrays, quality=quality)
+        if isinstance(jpeg, Exception):
+            self.device_encode = False
+            self.encode_error = self.encode_error or jpeg
+        elif jpeg is not None:
+            item.encoded = Encoded("JPEG", quality, jpeg, pixels=rgb)
+        return rgb, ab
 
     def close(self) -> None:
         ex = getattr(self, "_executor", None)

@@ -176,12 +176,12 @@ class SaveStep(ItemStep):
     def process(self, item):
         return self._saved(item, self.output_for(item.kind).write(item))
 
-    def _saved(self, item, path):
+    def _saved(self, item, path, encoded: bool = False):
         if path is not None:
-            self.ctx.event(
-                "saved",
-                {"item": item.id, "input": str(item.path) if item.path else None, "output": str(path), "kind": item.kind},
-            )
+            data = {"item": item.id, "input": str(item.path) if item.path else None, "output": str(path), "kind": item.kind}
+            if encoded:
+                data["encoded"] = "device"  # the bytes came encoded (a GPU's JPEG encoder)
+            self.ctx.event("saved", data)
         return item
 
     def run(self, items):
@@ -224,7 +224,7 @@ class SaveStep(ItemStep):
             error = fut.exception()
             job.output.finish(job, error)
             if error is None:
-                yield self._saved(item, job.target)
+                yield self._saved(item, job.target, job.from_encoded)
             elif isinstance(error, (KeyboardInterrupt, StepError)):
                 raise error
             else:
