@@ -329,6 +329,15 @@ class ColorizeStep(Step):
                 yield item, next(results)
 
 
+    def _ahead(self, workers: int, pixels: int) -> int:
+        """Files the decoding workers prepare ahead of the network: a batch and a file per
+        worker, so that the next batch is decoded while the network runs on this one (two
+        per worker left the network waiting for most of every batch), but no more than
+        ``max_batch_pixels`` of files the size of the latest; two per worker before the
+        first file's size is known, and at least that."""
+        fit = self.options.max_batch_pixels // pixels if pixels > 0 else 0
+        return max(2 * workers, min(self.colorizer.batch_size + workers, fit))
+
     def _prepared_in_pool(self, chunk, todo, workers):
         """:meth:`_prepared` for runs on onnxruntime: forked worker processes (a
         ``ProcessPoolExecutor``) decode and resize the chunk's files, at most two per worker
@@ -344,16 +353,20 @@ class ColorizeStep(Step):
         pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=_pool_init)
         ahead: deque = deque()
         sent = 0
+        last_px = 0  # pixels of the latest prepared file: how many more fit in memory
         try:
             for item in chunk:
                 if item.L is not None:
                     yield item, prepare_item(item, self.options.size, compact=False, want_rgb=self.want_rgb,
                                              numpy=True)
                     continue
-                while sent < len(todo) and len(ahead) < 2 * workers:
+                while sent < len(todo) and len(ahead) < self._ahead(workers, last_px):
                     ahead.append(pool.submit(_pool_prepare, sent))
                     sent += 1
-                yield item, ahead.popleft().result()
+                prep = ahead.popleft().result()
+                if "Lq" in prep:
+                    last_px = _pixels(prep["Lq"])
+                yield item, prep
         finally:
             for f in ahead:
                 f.cancel()
