@@ -141,9 +141,9 @@ def bench_pipeline(inputs_dir, ckpt, args, out_dir, pythonpath: Path | None = No
     """Run `colorbatch colorize` (the package under ``pythonpath`` when given); returns
     (summary, wall seconds, steady-state img/s).
 
-    The steady-state rate comes from the "saved" events: images saved after the
-    first batch, over the time since the first batch was saved (start-up,
-    imports and model loading excluded).
+    The steady-state rate: images written after the first batch, over the time since
+    the first batch was written (start-up, imports and model loading excluded), from
+    the output files' times (:func:`steady_rate`).
     """
     run_dir = out_dir.parent / (out_dir.name + "-run")
     cmd = [sys.executable, "-m", "colorbatch", "colorize", str(inputs_dir), "--out", str(out_dir),
@@ -163,11 +163,16 @@ def bench_pipeline(inputs_dir, ckpt, args, out_dir, pythonpath: Path | None = No
     if r.returncode not in (0, 1):
         raise SystemExit(f"pipeline failed ({r.returncode}): {r.stderr[-2000:]}")
     summary = json.loads(r.stdout)
-    times = sorted(json.loads(line)["t"] for line in (run_dir / "events.jsonl").read_text().splitlines()
-                   if '"saved"' in line)
-    b = min(args.batch_size, len(times) - 1)
-    steady = (len(times) - b) / (times[-1] - times[b - 1]) if b >= 1 and times[-1] > times[b - 1] else float("nan")
-    return summary, wall, steady
+    return summary, wall, steady_rate(out_dir, args.batch_size)
+
+
+def steady_rate(out_dir: Path, batch: int) -> float:
+    """Images/s after the first ``batch`` outputs: images written since, over the time since,
+    from the output files' modification times (when each was written; the ``saved`` events
+    of writes done in the background come later, at the step's next item)."""
+    times = sorted(p.stat().st_mtime for p in out_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+    b = min(batch, len(times) - 1)
+    return (len(times) - b) / (times[-1] - times[b - 1]) if b >= 1 and times[-1] > times[b - 1] else float("nan")
 
 
 def _decode_encode(job):
@@ -360,6 +365,7 @@ def main(argv=None):
                     runs.append(bench_pipeline(tmp / "in", ckpt, args, tmp / f"out{r}") + (peak_child_rss_mb(),))
                 elif base is not None:
                     base_runs.append(bench_pipeline(tmp / "in", ckpt, args, tmp / f"base{r}", base)[2])
+        rates = [r[2] for r in runs]
         runs.sort(key=lambda x: x[2])
         summary, wall, pipeline_img_s, peak = runs[len(runs) // 2]
         import statistics
@@ -373,7 +379,8 @@ def main(argv=None):
         print(f"(b) pipeline files->files: {summary['ok']} ok, {summary['failed']} failed; steady state "
               f"{pipeline_img_s:.2f} img/s; {overall:.2f} img/s overall ({wall:.1f} s including start-up "
               f"and model loading); peak RSS {peak:.0f} MB"
-              + (f"; median of {len(runs)} runs" if len(runs) > 1 else ""), flush=True)
+              + (f"; median of {len(runs)} runs ({', '.join(f'{x:.2f}' for x in rates)})" if len(runs) > 1 else ""),
+              flush=True)
 
         # after the pipeline: its peak RSS (of children) must not include the floor's processes
         floor_img_s = io_floor(inputs, args.workers or cpu_cores(), tmp / "floor", args.floor_runs)

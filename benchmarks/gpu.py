@@ -16,7 +16,7 @@ on the weights):
       batch size in --model-batches; the best is reported;
   (b) the pipeline: ``colorbatch colorize --device DEVICE`` from generated JPEGs
       (quality 92, about --megapixels each) to files, in a subprocess; steady state
-      from its events (images saved after the first batch), and overall; how many
+      (images written after the first batch, from the files' times), and overall; how many
       outputs were encoded on the GPU (the ``saved`` events say so); then (unless
       ``--no-cpu-encode-run``) once more with ``COLORBATCH_GPU_ENCODE=0``, the CPU
       encoding every JPEG, for the difference the device encoder makes;
@@ -191,9 +191,9 @@ def bench_pipeline(inputs_dir: Path, ckpt: Path, out_dir: Path, args, device, en
         raise SystemExit(f"pipeline failed ({r.returncode}): {r.stderr[-3000:]}")
     summary = json.loads(r.stdout)
     saved = [e for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines()) if e["event"] == "saved"]
-    times = sorted(e["t"] for e in saved)
-    b = min(args.batch_size, len(times) - 1)
-    steady = (len(times) - b) / (times[-1] - times[b - 1]) if b >= 1 and times[-1] > times[b - 1] else float("nan")
+    from colorize import steady_rate  # benchmarks/colorize.py: from the output files' times
+
+    steady = steady_rate(out_dir, args.batch_size)
     peak = {}
     for line in r.stderr.splitlines():
         if line.startswith("GPU_PEAK "):
