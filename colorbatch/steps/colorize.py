@@ -328,7 +328,6 @@ class ColorizeStep(Step):
             else:
                 yield item, next(results)
 
-
     def _ahead(self, workers: int, pixels: int) -> int:
         """Files the decoding workers prepare ahead of the network: a batch and a file per
         worker, so that the next batch is decoded while the network runs on this one (two
@@ -340,7 +339,7 @@ class ColorizeStep(Step):
 
     def _prepared_in_pool(self, chunk, todo, workers):
         """:meth:`_prepared` for runs on onnxruntime: forked worker processes (a
-        ``ProcessPoolExecutor``) decode and resize the chunk's files, at most two per worker
+        ``ProcessPoolExecutor``) decode and resize the chunk's files, :meth:`_ahead` of them
         ahead, so the run never imports torch. The items reach the workers by the fork."""
         import multiprocessing
         from collections import deque
