@@ -131,7 +131,20 @@ def _decode(items, device):
     from torchvision.io import ImageReadMode, decode_jpeg
 
     datas = [torch.frombuffer(bytearray(it.path.read_bytes()), dtype=torch.uint8) for it in items]
+    _settle(device)
     return decode_jpeg(datas, mode=ImageReadMode.UNCHANGED, device=device)
+
+
+def _settle(device) -> None:
+    """Wait for the work queued on this thread's CUDA stream. torchvision's nvjpeg calls run
+    on streams of their own: its decoder has written into freed memory that kernels queued
+    on the caller's stream were still reading (pytorch/vision#9606), and its encoder has
+    read images before they were complete, from threads other than the one that made them
+    (pytorch/vision#8587, #9060)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.current_stream(device).synchronize()
 
 
 def _prep(item, head: dict, img, size: int, want_rgb: bool) -> dict:
@@ -242,6 +255,7 @@ def compose(Lq, pred, want_ab: bool = False, quality: int | None = None):
         jpeg = None
         if quality is not None:
             try:
+                _settle(dev)  # rgb complete before nvjpeg's stream reads it
                 jpeg = encode_jpeg_bytes(rgb, quality)
             except Exception as exc:  # noqa: BLE001 - the CPU encodes instead
                 jpeg = exc
