@@ -67,12 +67,12 @@ def measure(col, files: list[Path], grid: bool) -> list[dict]:
         rgb = np.asarray(dec.pixels, dtype=np.float32)[..., :3]
         L = rgb_to_lab(rgb)[..., 0]
         small = col.resize(L, net_shape(*L.shape, col.size))
-        feats, _ = col.encode(small)
+        encoded = col.encode(small)
         pooled = []
-        for f in feats:
+        for f in encoded[0]:
             f = f[0].float()
             pooled += f.mean((1, 2)).tolist() + f.std((1, 2)).tolist()
-        pred = as_numpy(col.predict_small([small])[0]) * 128.0
+        pred = as_numpy(col.decode(encoded, small)) * 128.0  # = predict_small, without a second encoder pass
         stats, c1 = prediction_stats(as_numpy(small)[0] * 100.0, pred)
         row = {"name": path.name, "x": pooled + stats, "c1": c1, "truth": colorfulness(to_uint8(rgb))}
         if grid:
@@ -113,10 +113,6 @@ def fmt(label: str, s: dict) -> str:
             f"{s['colf']:.1f} vs {s['truth']:.1f} | {s['gap']:.1f} |")
 
 
-def files_of(listing: Path) -> list[Path]:
-    return [listing.parent / line.strip() for line in listing.read_text().splitlines() if line.strip()]
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("photos", type=Path, help="Evaluation folder (never trained on).")
@@ -128,14 +124,15 @@ def main(argv=None) -> int:
     import torch
 
     from colorbatch.colorizer import Colorizer
+    from colorbatch.sources import read_list_file
 
     torch.set_num_threads(1)
     col = Colorizer(args.model, "cpu", args.size, 1, chroma=1.0)  # the calibrated temperature, chroma 1
     print(f"model {col.model_id}: temperature {col.temperature}", file=sys.stderr)
     sets = {}
     for name, files, grid in (("eval", sorted(p for p in args.photos.iterdir() if p.suffix.lower() in EXTS), True),
-                              ("val", files_of(args.corpus / "val.txt"), True),
-                              ("train", files_of(args.corpus / "train.txt"), False)):
+                              ("val", read_list_file(args.corpus / "val.txt"), True),
+                              ("train", read_list_file(args.corpus / "train.txt"), False)):
         print(f"{name}: {len(files)} images", file=sys.stderr)
         sets[name] = measure(col, files, grid)
 

@@ -208,7 +208,7 @@ def test_the_step_falls_back_to_the_cpu_encoder_once_with_a_warning(monkeypatch)
 
     monkeypatch.setattr(gpu_pipeline, "encode_jpeg_bytes", broken)
     warnings = []
-    step = SimpleNamespace(saves=[_save_opts()], device_encode=True, encode_error=None, keep_arrays=False,
+    step = SimpleNamespace(saves=[_save_opts()], encode_error=None, encode_warned=False, keep_arrays=False,
                            task=None, options=SimpleNamespace(max_batch_pixels=10**9),
                            ctx=SimpleNamespace(warn=warnings.append, fail=None))
     lq, pred = _lq_and_pred()

@@ -171,8 +171,8 @@ class ColorizeStep(Step):
         # the CUDA path encodes JPEG outputs on the device for the save steps that follow
         self.saves = [c.options for c in ctx.plan.steps if c.index > idx and c.stepdef.name == "save"] \
             if only_save and all(d.name == "save" for d in later) else []
-        self.device_encode = True  # until the device's encoder fails once
-        self.encode_error = None
+        self.encode_error = None  # the device's JPEG encoder failed once: the CPU encodes from then on
+        self.encode_warned = False
         self.keep_arrays = options.keep_arrays if options.keep_arrays is not None else not only_save
         from colorbatch.steps.colorize_hints import StepHints
 
@@ -434,8 +434,8 @@ class ColorizeStep(Step):
         while pending and (len(pending) > keep or sum(p for _, _, p in pending) > self.options.max_batch_pixels):
             item, fut, _ = pending.popleft()
             error = fut.result()
-            if self.encode_error is not None and not getattr(self, "_encode_warned", False):
-                self._encode_warned = True
+            if self.encode_error is not None and not self.encode_warned:
+                self.encode_warned = True
                 from colorbatch.errors import one_line
 
                 self.ctx.warn(f"encoding JPEGs on the GPU failed ({one_line(self.encode_error)}); "
@@ -487,12 +487,11 @@ class ColorizeStep(Step):
         from colorbatch.item import Encoded
 
         quality = None
-        if self.device_encode and gpu_pipeline.encode_wanted():
+        if self.encode_error is None and gpu_pipeline.encode_wanted():
             quality = gpu_pipeline.device_jpeg_quality(item.id, self.saves)
         rgb, ab, jpeg = gpu_pipeline.compose(Lq, pred, want_ab=self.keep_arrays, quality=quality)
         if isinstance(jpeg, Exception):
-            self.device_encode = False
-            self.encode_error = self.encode_error or jpeg
+            self.encode_error = jpeg
         elif jpeg is not None:
             item.encoded = Encoded("JPEG", quality, jpeg, pixels=rgb)
         return rgb, ab
