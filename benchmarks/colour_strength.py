@@ -12,13 +12,20 @@ more than the prediction's. This script measures, on a model and the corpus:
    corpus's train split; each photo's chroma is then scaled towards the predicted
    colourfulness (``scale = (predicted / predicted-at-chroma-1) ** w``).
 
+3. **how good a vividness predictor must be**: a simulated predictor whose log
+   colourfulness correlates ``r`` with the truth's (the best linear estimate from such a
+   signal: the set's mean plus ``r`` times each photo's standard score, averaged over
+   noise draws). It tells how far a real predictor (ridge: ``r`` about 0.3-0.5) is from
+   what the target needs.
+
 Each is reported beside global chroma scales, on the corpus's validation scenes and on
 an evaluation folder (PSNR gain over gray, photos that beat gray, colourfulness gap).
 Scales between the measured grid points are interpolated.
 
     python benchmarks/colour_strength.py ../shared/data/photos-dev [--model M] [--corpus data/corpus]
 
-About 20 minutes on 2 CPU cores (the train split's 808 images dominate).
+About 20 minutes on 2 CPU cores (the train split's 808 images dominate); ``--no-regressor``
+skips the train split and the regressor (a few minutes).
 """
 from __future__ import annotations
 
@@ -108,8 +115,29 @@ def score(rows: list[dict], scales) -> dict:
             "colf": colf.mean(), "truth": truth.mean(), "gap": np.abs(colf - truth).mean()}
 
 
+def simulated(rows: list[dict], r: float, draws: int = 200, seed: int = 0) -> dict:
+    """:func:`score` for a vividness predictor whose log colourfulness correlates ``r`` with
+    the truth's: each photo is scaled to exp(mean + r * standard score) of a noisy signal,
+    the best linear estimate such a signal gives (``r`` 1 is the oracle). Means over draws."""
+    rng = np.random.default_rng(seed)
+    logt = np.log(np.array([r_["truth"] for r_ in rows]))
+    z = (logt - logt.mean()) / max(float(logt.std()), 1e-8)
+    base = [zip(*r_["grid"]) for r_ in rows]
+    base = [(np.array(p), np.array(c)) for p, c in base]
+    runs = []
+    for _ in range(draws if 0.0 < r < 1.0 else 1):
+        sig = r * z + np.sqrt(max(0.0, 1.0 - r * r)) * rng.standard_normal(len(rows))
+        sig = (sig - sig.mean()) / max(float(sig.std()), 1e-8)
+        want = np.exp(logt.mean() + logt.std() * r * sig)
+        scales = [float(np.interp(w, c, GRID)) for w, (_, c) in zip(want, base)]  # capped at the grid's ends
+        runs.append(score(rows, scales))
+    out = {k: (float(np.mean([s[k] for s in runs])) if k != "n" else runs[0][k]) for k in runs[0]}
+    out["beat"] = round(out["beat"], 1)
+    return out
+
+
 def fmt(label: str, s: dict) -> str:
-    return (f"| {label} | {s['gain']:+.2f} / {s['median']:+.2f} | {s['beat']}/{s['n']} | "
+    return (f"| {label} | {s['gain']:+.2f} / {s['median']:+.2f} | {s['beat']:g}/{s['n']} | "
             f"{s['colf']:.1f} vs {s['truth']:.1f} | {s['gap']:.1f} |")
 
 
@@ -119,6 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default=None, help="Checkpoint (default: the one colorize would use).")
     ap.add_argument("--corpus", type=Path, default=Path("data/corpus"), help="Built corpus (train.txt, val.txt).")
     ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--no-regressor", action="store_true",
+                    help="Skip the train split and the regressor (global, oracle and simulated rows only).")
     args = ap.parse_args(argv)
 
     import torch
@@ -133,6 +163,8 @@ def main(argv=None) -> int:
     for name, files, grid in (("eval", sorted(p for p in args.photos.iterdir() if p.suffix.lower() in EXTS), True),
                               ("val", read_list_file(args.corpus / "val.txt"), True),
                               ("train", read_list_file(args.corpus / "train.txt"), False)):
+        if name == "train" and args.no_regressor:
+            continue
         print(f"{name}: {len(files)} images", file=sys.stderr)
         sets[name] = measure(col, files, grid)
 
@@ -150,6 +182,10 @@ def main(argv=None) -> int:
             _, c = zip(*r["grid"])
             oracle.append(float(np.interp(r["truth"], c, GRID)) if r["truth"] <= c[-1] else GRID[-1])
         print(fmt(f"{where}: oracle (scaled to the truth's colourfulness)", score(rows, oracle)))
+        for r in (0.0, 0.35, 0.5, 0.7, 0.9, 1.0):
+            print(fmt(f"{where}: simulated predictor, correlation {r:g}", simulated(rows, r)))
+        if args.no_regressor:
+            continue
         for lam in (300.0, 3000.0):
             f = ridge(X["train"], y["train"], lam)
             corr = np.corrcoef(f(X[where]), y[where])[0, 1]
