@@ -12,7 +12,7 @@ from colorbatch.errors import ColorbatchError
 from colorbatch.models.encoders import EncoderDef
 
 DEFAULT_ENCODER = "efficientnet-lite0"
-DECODER_OPTIONS = ("widths", "out_stride", "head", "hints")
+DECODER_OPTIONS = ("widths", "out_stride", "head", "hints", "context")
 HEADS = ("regress", "classify")
 
 __all__ = ["EncoderDef", "build_model", "model_name", "DEFAULT_ENCODER", "available_encoders"]
@@ -86,6 +86,7 @@ def build_model(
         "out_stride": out_stride,
         "head": head,
         **({"hints": True} if decoder_opts.get("hints") else {}),
+        **({"context": True} if decoder_opts.get("context") else {}),
         "encoder_weights": weights if weights in ("imagenet", "none") else "file",
     }
     try:

@@ -202,6 +202,7 @@ def load_checkpoint(path, device="cpu", pm=None):
         out_stride=arch.get("out_stride"),
         head=arch.get("head"),
         hints=bool(arch.get("hints")),
+        context=bool(arch.get("context")),
     )
     try:
         from safetensors.torch import load_file

@@ -12,7 +12,16 @@ and upsamples bilinearly to the input size (a*b* are smooth). Two heads:
               ``T`` (``softmax(logits / T)``, Zhang et al.'s annealed mean): ``T = 1``
               is the plain mean (the least-squares choice, pale where the model is
               unsure), lower ``T`` is more vivid. The temperature is a forward
-              argument, calibrated after training and stored in the checkpoint. The naive alternative (3x3 convs on concatenated
+              argument, calibrated after training and stored in the checkpoint.
+
+``context`` (optional, arch ``"context": true``): image-level context after Iizuka et al.
+2016 ("Let there be Color!"): the mean and spread of the coarsest encoder map over the
+whole image go through a small MLP whose output biases every stage, so each pixel's
+colour can depend on what the whole photo shows (a sunset, a forest, a studio), whatever
+the receptive field. Its last layer starts at zero, so it can be added to a trained model
+(``init_from``) and start as a no-op.
+
+The naive alternative (3x3 convs on concatenated
 skips) costs 2-3x a ResNet-50 encoder on a CPU; this one is a fraction of it
 (``benchmarks/colorize.py`` prints the ratio).
 """
@@ -31,7 +40,8 @@ def _classes():
                              nn.ReLU(inplace=True))
 
     class UNetDecoder(nn.Module):
-        def __init__(self, channels, strides, widths=DEFAULT_WIDTHS, out_stride=2, head="regress", hints=False):
+        def __init__(self, channels, strides, widths=DEFAULT_WIDTHS, out_stride=2, head="regress", hints=False,
+                     context=False):
             super().__init__()
             if out_stride not in strides:
                 raise ValueError(f"out_stride {out_stride} is not one of the encoder strides {strides}")
@@ -54,6 +64,13 @@ def _classes():
             self.fuse = nn.ModuleList([conv_bn_relu(widths[i], widths[i], 3) for i in range(self.n_stages)])
             self.head_kind = head
             self.accepts_hints = bool(hints)
+            self._stage_widths = list(widths[:self.n_stages])
+            self.has_context = bool(context)
+            if context:  # zero-initialised: a model gains it as a no-op (see the module docstring)
+                self.context = nn.Sequential(nn.Linear(2 * chans[0], 256), nn.ReLU(inplace=True),
+                                             nn.Linear(256, sum(self._stage_widths)))
+                nn.init.zeros_(self.context[-1].weight)
+                nn.init.zeros_(self.context[-1].bias)
             if hints:  # see colorbatch.models.hints; zero-initialised so hints start as a no-op
                 from colorbatch.models.hints import GLOBAL_DIM
 
@@ -64,7 +81,6 @@ def _classes():
                 for m in list(self.hint_local) + [self.hint_global[-1]]:
                     nn.init.zeros_(m.weight)
                     nn.init.zeros_(m.bias)
-                self._stage_widths = list(widths[:self.n_stages])
             if head == "classify":
                 from colorbatch.models.bins import NBINS
 
@@ -92,15 +108,28 @@ def _classes():
             lo = sum(self._stage_widths[:i])
             return add + g[:, lo:lo + like.shape[1], None, None]
 
+        def _context_terms(self, ctx, i, like):
+            """What the image-level context adds to stage ``i``, or 0."""
+            if ctx is None:
+                return 0
+            lo = sum(self._stage_widths[:i])
+            return ctx[:, lo:lo + like.shape[1], None, None].to(like.dtype)
+
         def features(self, feats, hints=None):
             feats = list(reversed(feats))
+            ctx = None
+            if self.has_context:
+                top = feats[0].float()
+                mean = top.mean((2, 3))
+                spread = ((top - mean[..., None, None]) ** 2).mean((2, 3)).add(1e-6).sqrt()
+                ctx = self.context(torch.cat((mean, spread), 1).to(feats[0].dtype))
             x0 = self.lateral[0](feats[0])
-            x = self.fuse[0](x0 + self._hint_terms(hints, 0, x0))
+            x = self.fuse[0](x0 + self._hint_terms(hints, 0, x0) + self._context_terms(ctx, 0, x0))
             for i in range(1, self.n_stages):
                 skip = self.lateral[i](feats[i])
                 x = F.interpolate(self.reduce[i - 1](x), size=skip.shape[-2:], mode="bilinear",
                                   align_corners=False)
-                x = self.fuse[i](x + skip + self._hint_terms(hints, i, skip))
+                x = self.fuse[i](x + skip + self._hint_terms(hints, i, skip) + self._context_terms(ctx, i, skip))
             return x
 
         def logits(self, feats, sample: int = 0, hints=None):
@@ -142,7 +171,8 @@ def _classes():
             super().__init__()
             self.encoder = encoder
             self.decoder = UNetDecoder(encoder.channels, encoder.strides, widths, out_stride,
-                                       head=arch.get("head", "regress"), hints=bool(arch.get("hints")))
+                                       head=arch.get("head", "regress"), hints=bool(arch.get("hints")),
+                                       context=bool(arch.get("context")))
             self.arch = arch
             self.multiple = max(encoder.strides)
 

@@ -36,6 +36,7 @@ class Options(BaseModel):
     hint_p_none: float = Field(0.5, ge=0, le=1, description="hints: probability that a training crop gets no point hint.")
     hint_p_global: float = Field(0.2, ge=0, le=1, description="hints: probability that a training crop gets the global hint of its own truth.")
     hint_lr_scale: float = Field(10.0, gt=0, description="hints: learning-rate multiplier of the hint inputs (they start at zero and see sparse signal).")
+    context: bool = Field(False, description="Give the decoder image-level context: the whole photo's pooled encoder features bias every stage (Iizuka et al. 2016), so colours can follow the kind of scene. Starts as a no-op, so it can be added to a trained model with init_from.")
     init_from: Optional[str] = Field(None, description="Start from this checkpoint's weights (same encoder and head; e.g. fine-tune the shipped default with hints = true); 'shipped' = the default model. Tensors it lacks (new hint inputs) keep their initialisation.")
     out_stride: Literal[2, 4, 8] = Field(2, description="Resolution of the decoder's output (a*b* are upsampled from it): 2 | 4 (cheaper) | 8.")
     calibrate: bool = Field(True, description="After training, fit the colour strength (annealing temperature and chroma scale) on the validation images and store it in the checkpoint (colorize --chroma auto uses it).")

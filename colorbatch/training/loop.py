@@ -76,7 +76,7 @@ class Trainer(CheckpointsMixin):
         self.classify = o.loss == "classify"
         model = build_model(o.model, o.encoder_weights, o.freeze_encoder, pm=self.ctx.pm,
                             head="classify" if self.classify else "regress", out_stride=o.out_stride,
-                            hints=o.hints)
+                            hints=o.hints, context=o.context)
         if o.init_from:
             from colorbatch.training.finish import init_weights
 
