@@ -159,6 +159,11 @@ def main(argv=None) -> int:
     print("\nthe same choices on the evaluation photos\n" + head)
     for k in picks:
         print(row(k, ev[k]))
+    print("\nthe expected chroma magnitude against the annealed mean, T 1, chroma 1 (validation scenes, "
+          "then evaluation photos)\n" + head)
+    for where in (val, ev):
+        for a in (0.0, 1.0):
+            print(row((1.0, a, 1.0), where[(1.0, a, 1.0)]))
     good = [k for k in ev if ev[k]["gain_mean"] >= 1.0 and ev[k]["beat_gray"] >= 0.7 * ev[k]["n"]]
     print("\nthe smallest gaps on the evaluation photos with gain >= 1 dB and >= 70% beating gray "
           "(chosen on them: for information)\n" + head)
