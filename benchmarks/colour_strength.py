@@ -122,14 +122,13 @@ def simulated(rows: list[dict], r: float, draws: int = 200, seed: int = 0) -> di
     rng = np.random.default_rng(seed)
     logt = np.log(np.array([r_["truth"] for r_ in rows]))
     z = (logt - logt.mean()) / max(float(logt.std()), 1e-8)
-    base = [zip(*r_["grid"]) for r_ in rows]
-    base = [(np.array(p), np.array(c)) for p, c in base]
+    curves = [[c for _, c in r_["grid"]] for r_ in rows]  # colourfulness at each GRID scale
     runs = []
     for _ in range(draws if 0.0 < r < 1.0 else 1):
         sig = r * z + np.sqrt(max(0.0, 1.0 - r * r)) * rng.standard_normal(len(rows))
         sig = (sig - sig.mean()) / max(float(sig.std()), 1e-8)
         want = np.exp(logt.mean() + logt.std() * r * sig)
-        scales = [float(np.interp(w, c, GRID)) for w, (_, c) in zip(want, base)]  # capped at the grid's ends
+        scales = [float(np.interp(w, c, GRID)) for w, c in zip(want, curves)]  # capped at the grid's ends
         runs.append(score(rows, scales))
     out = {k: (float(np.mean([s[k] for s in runs])) if k != "n" else runs[0][k]) for k in runs[0]}
     out["beat"] = round(out["beat"], 1)

@@ -105,15 +105,15 @@ def _classes():
                 g = self.hint_global(hints.glob.to(like.dtype))
             else:
                 g = self.hint_global(like.new_zeros(1, GLOBAL_DIM))
-            lo = sum(self._stage_widths[:i])
-            return add + g[:, lo:lo + like.shape[1], None, None]
+            return add + self._stage_bias(g, i, like)
 
-        def _context_terms(self, ctx, i, like):
-            """What the image-level context adds to stage ``i``, or 0."""
-            if ctx is None:
+        def _stage_bias(self, vec, i, like):
+            """Stage ``i``'s part of a (B, sum of stage widths) bias vector, shaped to add to ``like``;
+            0 for no vector."""
+            if vec is None:
                 return 0
             lo = sum(self._stage_widths[:i])
-            return ctx[:, lo:lo + like.shape[1], None, None].to(like.dtype)
+            return vec[:, lo:lo + like.shape[1], None, None].to(like.dtype)
 
         def features(self, feats, hints=None):
             feats = list(reversed(feats))
@@ -124,12 +124,12 @@ def _classes():
                 spread = ((top - mean[..., None, None]) ** 2).mean((2, 3)).add(1e-6).sqrt()
                 ctx = self.context(torch.cat((mean, spread), 1).to(feats[0].dtype))
             x0 = self.lateral[0](feats[0])
-            x = self.fuse[0](x0 + self._hint_terms(hints, 0, x0) + self._context_terms(ctx, 0, x0))
+            x = self.fuse[0](x0 + self._hint_terms(hints, 0, x0) + self._stage_bias(ctx, 0, x0))
             for i in range(1, self.n_stages):
                 skip = self.lateral[i](feats[i])
                 x = F.interpolate(self.reduce[i - 1](x), size=skip.shape[-2:], mode="bilinear",
                                   align_corners=False)
-                x = self.fuse[i](x + skip + self._hint_terms(hints, i, skip) + self._context_terms(ctx, i, skip))
+                x = self.fuse[i](x + skip + self._hint_terms(hints, i, skip) + self._stage_bias(ctx, i, skip))
             return x
 
         def logits(self, feats, sample: int = 0, hints=None):
